@@ -1,0 +1,42 @@
+"""Shared plumbing of the thin entry points in scripts/.
+
+Each script runs standalone (argparse) or from a Snakemake ``script:`` directive (a ``snakemake``
+object in its globals, output to the rule's log). Either way bad input ends the run with one line,
+``error: <file>: <problem>``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import __main__
+import contextlib
+import logging
+import sys
+from typing import Callable
+
+from .errors import InputError
+
+
+def run(cli_main: Callable[[], object], rule_main: Callable[[object], object]) -> None:
+    smk = getattr(__main__, "snakemake", None)
+    with _redirected(smk.log[0] if smk is not None and smk.log else None):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
+        try:
+            rule_main(smk) if smk is not None else cli_main()
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(2)
+
+
+@contextlib.contextmanager
+def _redirected(log_path: str | None):
+    if log_path is None:
+        yield
+        return
+    with open(log_path, "w", buffering=1) as log:
+        old = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = log
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = old

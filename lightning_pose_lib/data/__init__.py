@@ -1,0 +1,1 @@
+"""Labeled data: label CSVs, images, the train/validation/test split, augmentation, heatmaps."""

@@ -1,0 +1,39 @@
+"""Image and coordinate transforms shared by training, labeled-frame prediction and video prediction.
+
+Coordinates everywhere are in pixels with pixel centres at integers (x to the right, y down). This
+module is the one place that maps points between image sizes (original frame, model input, heatmap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def rescale_points(points, from_hw: tuple[float, float], to_hw: tuple[float, float]):
+    """Map (..., 2) x, y points from an image of size ``from_hw`` to one of size ``to_hw``.
+
+    Works on numpy arrays and torch tensors; sizes are (height, width).
+    """
+    sx = to_hw[1] / from_hw[1]
+    sy = to_hw[0] / from_hw[0]
+    scale = points.new_tensor([sx, sy]) if isinstance(points, torch.Tensor) else np.array([sx, sy])
+    return (points + 0.5) * scale - 0.5
+
+
+def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 frames (N, H, W, 3) (numpy or tensor) -> float (N, 3, h, w) in [0, 1] at the model size.
+
+    Resizing is bilinear with antialiasing, done on ``device`` (the GPU when predicting there).
+    ImageNet normalisation happens inside the model, so augmentation can work on [0, 1] images.
+    """
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.array(frames, copy=not frames.flags.writeable, order="C"))
+    x = frames.to(device=device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    if tuple(x.shape[-2:]) != tuple(size_hw):
+        x = F.interpolate(x, size=tuple(size_hw), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp_(0.0, 1.0)

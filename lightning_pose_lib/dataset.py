@@ -1,0 +1,63 @@
+"""A dataset as the model config describes it: its labels, folders and the frame split."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data.labels import Labels, read_labels
+from .data.split import split_labels
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    data_dir: Path
+    csv_path: Path
+    labels: Labels
+    sets: np.ndarray  # per labeled frame: train / validation / test / unused
+
+    def rows(self, name: str) -> np.ndarray:
+        return np.flatnonzero(self.sets == name)
+
+
+def resolve(base: Path, path: str | os.PathLike | None) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path)
+    return path if path.is_absolute() else base / path
+
+
+def load_dataset(cfg: dict) -> Dataset:
+    data = cfg["data"]
+    if not data["data_dir"]:
+        raise InputError("config", "data.data_dir is not set")
+    data_dir = Path(data["data_dir"])
+    if not data_dir.is_dir():
+        raise InputError(data_dir, "dataset folder not found (data.data_dir)")
+    csv_path = resolve(data_dir, data["csv_file"])
+    labels = read_labels(csv_path)
+    if data["num_keypoints"] is not None and data["num_keypoints"] != labels.num_keypoints:
+        raise InputError(csv_path, f"has {labels.num_keypoints} keypoints but data.num_keypoints is {data['num_keypoints']}")
+    if data["keypoint_names"] is not None and list(data["keypoint_names"]) != labels.keypoint_names:
+        raise InputError(csv_path, f"keypoint names {labels.keypoint_names} differ from data.keypoint_names {data['keypoint_names']}")
+    for key in ("columns_for_singleview_pca",):
+        bad = [i for i in data[key] or [] if i >= labels.num_keypoints]
+        if bad:
+            raise InputError(csv_path, f"data.{key} names keypoint indices {bad} but the file has {labels.num_keypoints} keypoints")
+    matches = data["mirrored_column_matches"]
+    if matches:
+        if len({len(view) for view in matches}) != 1 or len(matches) < 2:
+            raise InputError("config", "data.mirrored_column_matches needs at least two views with equally many keypoints")
+        bad = [i for view in matches for i in view if i >= labels.num_keypoints]
+        if bad:
+            raise InputError(csv_path, f"data.mirrored_column_matches names keypoint indices {bad} but the file has {labels.num_keypoints} keypoints")
+    train = cfg["training"]
+    try:
+        sets = split_labels(len(labels), train["train_prob"], train["val_prob"], train["rng_seed_data_pt"], train["train_frames"])
+    except ValueError as err:
+        raise InputError(csv_path, str(err)) from None
+    return Dataset(data_dir, csv_path, labels, sets)

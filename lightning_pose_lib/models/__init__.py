@@ -1,0 +1,1 @@
+"""Models: backbone registry, heads, and the Lightning module that trains them."""

@@ -1,0 +1,61 @@
+"""What produced a model: package and library versions, git commit, seeds, data hash, SLURM job."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+LIBRARIES = ("torch", "pytorch-lightning", "kornia", "numpy", "pandas", "av", "nvidia-dali-cuda120", "snakemake")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def provenance(cfg: dict, labels_csv: str | os.PathLike) -> dict:
+    import torch
+
+    return {
+        "package_version": _version("lightning_pose_lib"),
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "libraries": {name: v for name in LIBRARIES if (v := _version(name))},
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "seeds": {
+            "rng_seed_data_pt": cfg["training"]["rng_seed_data_pt"],
+            "rng_seed_model_pt": cfg["training"]["rng_seed_model_pt"],
+        },
+        "labels_csv": str(labels_csv),
+        "labels_sha256": file_sha256(labels_csv),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "host": platform.node(),
+    }

@@ -1,0 +1,77 @@
+"""The reader contract every video backend implements.
+
+Training (random clips of consecutive frames for the unsupervised losses) and prediction (every frame
+once, in order) only talk to :class:`VideoReader`, so a GPU backend can replace the CPU one without
+touching them. Frame ``i`` always means the ``i``-th frame in presentation order, counted from 0.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Iterator, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a validated video looks like; ``num_frames`` is exact, not the container's estimate."""
+
+    path: str
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+    codec: str
+
+
+class VideoReader(abc.ABC):
+    """Decodes one video to uint8 RGB frames of shape (H, W, 3)."""
+
+    info: VideoInfo
+
+    @abc.abstractmethod
+    def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every frame exactly once, in order, the last batch possibly shorter:
+        yields (frame_indices int64 shape (B,), frames uint8 shape (B, H, W, 3) RGB)."""
+
+    @abc.abstractmethod
+    def read_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Random access: the frames at ``indices`` (any order, repeats allowed), uint8 (N, H, W, 3) RGB.
+
+        Frames must be exact: the same pixels as the sequential decode, also for H.264 with B-frames.
+        """
+
+    def close(self) -> None:
+        """Release decoder resources; the base class holds none."""
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Argument checks shared by all backends, so they reject the same calls the same way.
+
+    @staticmethod
+    def _check_batch_size(batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    def _check_indices(self, indices: Sequence[int]) -> np.ndarray:
+        """``indices`` as an int64 vector, or IndexError naming the first one out of range."""
+        array = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = array[(array < 0) | (array >= self.info.num_frames)]
+        if bad.size:
+            raise IndexError(
+                f"frame index {int(bad[0])} out of range for {self.info.path} "
+                f"({self.info.num_frames} frames)"
+            )
+        return array

@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Train one model: ``train.py --config model.yaml [--config more.yaml] --model-dir DIR [key=value ...]``.
+
+Later configs override earlier ones; dotted ``key=value`` overrides come last
+(``training.max_epochs=11 model.losses_to_use=[temporal]``).
+"""
+
+import argparse
+import json
+
+from lightning_pose_lib.cli import run
+from lightning_pose_lib.config import load_config
+from lightning_pose_lib.train import train
+
+
+def cli_main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", action="append", default=[], help="model config YAML (repeatable)")
+    parser.add_argument("--model-dir", required=True, help="output folder of the trained model")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.max_epochs=11")
+    args = parser.parse_args(argv)
+    cfg = load_config(*args.config, overrides=args.overrides)
+    print(json.dumps(train(cfg, args.model_dir), indent=2))
+
+
+def rule_main(smk):
+    print(json.dumps(train(smk.params.model_config, smk.params.model_dir), indent=2))
+
+
+if __name__ == "__main__":
+    run(cli_main, rule_main)

@@ -1,0 +1,174 @@
+"""Tests for lightning_pose_lib.video: writer round trip, reader contract, validation errors."""
+
+from __future__ import annotations
+
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.video import BACKENDS, VideoInfo, open_video, probe_video, write_video
+
+# The shared data sits next to the checkout (../shared), or inside it on machines that copy the tree.
+_REPO = Path(__file__).resolve().parents[1]
+_CANDIDATES = [root / "shared/data/mirror-mouse-example/videos/test_vid.mp4" for root in (_REPO.parent, _REPO)]
+MIRROR_MOUSE_VIDEO = next((path for path in _CANDIDATES if path.exists()), _CANDIDATES[0])
+
+
+def smooth_frames(n: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
+    """Gradients and a moving square: smooth content, so yuv420p chroma subsampling loses little."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    frames = []
+    for t in range(n):
+        frame = np.stack([cols * 255 // width, rows * 255 // height, np.full_like(rows, 8 * t % 256)], axis=-1)
+        frame[10:22, 2 * t % (width - 12) : 2 * t % (width - 12) + 12] = (250, 250, 40)
+        frames.append(frame.astype(np.uint8))
+    return frames
+
+
+def decode_all(path: Path) -> np.ndarray:
+    with open_video(path) as reader:
+        return np.concatenate([frames for _, frames in reader.iter_batches(16)])
+
+
+def has_reordered_frames(path: Path) -> bool:
+    """True when packets arrive out of presentation order, i.e. the stream has B-frames."""
+    with av.open(str(path)) as container:
+        pts = [p.pts for p in container.demux(container.streams.video[0]) if p.size > 0]
+    return pts != sorted(pts)
+
+
+@pytest.mark.parametrize("crf, max_mean_diff", [(0, 3.0), (18, 4.0)])
+def test_round_trip(tmp_path: Path, crf: int, max_mean_diff: float) -> None:
+    frames = smooth_frames(20)
+    path = tmp_path / "clip.mp4"
+    write_video(path, iter(frames), fps=25.0, crf=crf)
+
+    info = probe_video(path)
+    assert info == VideoInfo(path=str(path), num_frames=20, fps=25.0, height=48, width=64, codec="h264")
+    decoded = decode_all(path)
+    assert decoded.shape == (20, 48, 64, 3) and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(float) - np.stack(frames)).mean() < max_mean_diff
+    assert not list(tmp_path.glob(".*")), "the temporary file must be renamed away"
+
+
+def test_ntsc_rate_survives(tmp_path: Path) -> None:
+    path = tmp_path / "ntsc.mp4"
+    write_video(path, smooth_frames(5), fps=30000 / 1001)
+    assert probe_video(path).fps == pytest.approx(30000 / 1001)
+
+
+def test_writer_rejects_bad_frames(tmp_path: Path) -> None:
+    path = tmp_path / "bad.mp4"
+    with pytest.raises(ValueError, match="even"):
+        write_video(path, [np.zeros((47, 64, 3), np.uint8)], fps=30)
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(path, [np.zeros((48, 64, 3), np.float32)], fps=30)
+    with pytest.raises(ValueError, match="same shape"):
+        write_video(path, [np.zeros((48, 64, 3), np.uint8), np.zeros((48, 32, 3), np.uint8)], fps=30)
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(path, [], fps=30)
+    assert list(tmp_path.iterdir()) == [], "a failed write leaves nothing behind"
+
+
+def test_iter_batches_covers_every_frame_once(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, smooth_frames(23), fps=30)
+    with open_video(path) as reader:
+        batches = list(reader.iter_batches(5))
+    assert [len(indices) for indices, _ in batches] == [5, 5, 5, 5, 3]
+    for indices, frames in batches:
+        assert indices.dtype == np.int64 and frames.shape == (len(indices), 48, 64, 3)
+    np.testing.assert_array_equal(np.concatenate([indices for indices, _ in batches]), np.arange(23))
+
+
+@pytest.mark.parametrize("gop", [None, 7])
+def test_read_frames_matches_sequential_decode(tmp_path: Path, gop: int | None) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, smooth_frames(40), fps=30, crf=23, gop=gop)
+    assert has_reordered_frames(path), "x264's defaults should give B-frames"
+    sequential = decode_all(path)
+
+    indices = [39, 3, 17, 0, 17, 8, 7, 21, 22, 23, 14, 38]  # unsorted, repeated, around keyframes
+    with open_video(path) as reader:
+        np.testing.assert_array_equal(reader.read_frames(indices), sequential[indices])
+        np.testing.assert_array_equal(reader.read_frames(range(10, 18)), sequential[10:18])
+        assert reader.read_frames([]).shape == (0, 48, 64, 3)
+        with pytest.raises(IndexError):
+            reader.read_frames([40])
+
+
+def test_missing_file() -> None:
+    with pytest.raises(InputError, match="nowhere.mp4: file not found"):
+        probe_video("/nonexistent/nowhere.mp4")
+
+
+def test_text_file_is_not_a_video(tmp_path: Path) -> None:
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are not frames\n" * 100)
+    with pytest.raises(InputError, match="notes.mp4: cannot decode video"):
+        open_video(path)
+
+
+def test_audio_only_file(tmp_path: Path) -> None:
+    path = tmp_path / "sound.wav"
+    with wave.open(str(path), "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(bytes(1600))
+    with pytest.raises(InputError, match="no video stream"):
+        probe_video(path)
+
+
+def test_video_without_frames(tmp_path: Path) -> None:
+    # An mp4 without samples loses its track altogether; avi keeps the stream header.
+    path = tmp_path / "empty.avi"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height = 64, 48
+        container.start_encoding()
+    with pytest.raises(InputError, match="empty.avi: video has no frames"):
+        probe_video(path)
+
+
+def test_variable_frame_rate_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height = 64, 48
+        for image, pts in zip(smooth_frames(12), [0, 1, 2, 4, 5, 9, 10, 11, 15, 16, 17, 20]):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 30)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(InputError, match="vfr.mp4: variable frame rate"):
+        probe_video(path)
+
+
+def test_unknown_backend(tmp_path: Path) -> None:
+    assert "pyav" in BACKENDS
+    with pytest.raises(ValueError, match="auto, pyav"):
+        open_video(tmp_path / "clip.mp4", backend="gstreamer")
+
+
+@pytest.mark.skipif(not MIRROR_MOUSE_VIDEO.exists(), reason="mirror-mouse example data not present")
+def test_mirror_mouse_video() -> None:
+    info = probe_video(MIRROR_MOUSE_VIDEO)
+    assert (info.num_frames, info.fps, info.height, info.width, info.codec) == (994, 250.0, 406, 396, "h264")
+
+    wanted = [993, 5, 433, 192, 191, 700, 701]  # around the keyframes at 192 and 432, and the end
+    with open_video(MIRROR_MOUSE_VIDEO) as reader:
+        sequential = {}
+        count = 0
+        for indices, frames in reader.iter_batches(128):
+            count += len(indices)
+            sequential.update({int(i): f for i, f in zip(indices, frames) if i in wanted})
+        assert count == 994
+        random_access = reader.read_frames(wanted)
+    for i, frame in zip(wanted, random_access):
+        np.testing.assert_array_equal(frame, sequential[i], err_msg=f"frame {i}")

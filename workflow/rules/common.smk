@@ -1,0 +1,147 @@
+# Helpers of the workflow: config validation, the model table (datasets x variants x sweep cells x
+# seeds), video lists and input functions. No rule lives here.
+import glob
+import itertools
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from lightning_pose_lib.config import load_config, merge
+from lightning_pose_lib.errors import InputError
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+DATASETS = config["datasets"]
+
+
+def _value_id(value):
+    if isinstance(value, (list, tuple)):
+        return "+".join(_value_id(v) for v in value) or "none"
+    return str(value)
+
+
+def _nested(dotted, value):
+    node = out = {}
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
+
+
+def _cells(variant_name, variant):
+    """(model id, sweep values, seed, model-config overrides) of every sweep cell of a variant."""
+    keys = list(variant["sweep"])
+    for values in itertools.product(*(variant["sweep"][k] for k in keys)):
+        for seed in variant["seeds"]:
+            overrides = variant["model_config"]
+            parts = [variant_name]
+            for key, value in zip(keys, values):
+                overrides = merge(overrides, _nested(key, value))
+                parts.append(f"{key.split('.')[-1]}={_value_id(value)}")
+            overrides = merge(overrides, _nested("training.rng_seed_model_pt", seed))
+            parts.append(f"seed={seed}")
+            yield "__".join(parts), dict(zip(keys, values)), seed, overrides
+
+
+def _models_of(dataset):
+    names = DATASETS[dataset]["variants"] or list(config["variants"])
+    unknown = sorted(set(names) - set(config["variants"]))
+    if unknown:
+        raise WorkflowError(f"config/config.yaml: dataset {dataset!r} names unknown variants {unknown}")
+    models = {}
+    for name in names:
+        for model_id, sweep, seed, overrides in _cells(name, config["variants"][name]):
+            models[model_id] = {"variant": name, "sweep": sweep, "seed": seed, "overrides": overrides}
+    return models
+
+
+MODELS = {dataset: _models_of(dataset) for dataset in DATASETS}
+
+
+def data_dir(dataset):
+    return Path(DATASETS[dataset]["data_dir"])
+
+
+def labels_csv(wildcards):
+    return str(data_dir(wildcards.dataset) / DATASETS[wildcards.dataset]["csv_file"])
+
+
+def model_config(dataset, model_id):
+    """The resolved model config of one model: base file, dataset, variant, sweep cell, seed."""
+    ds = DATASETS[dataset]
+    paths = {"data": {"data_dir": str(data_dir(dataset)), "csv_file": ds["csv_file"], "video_dir": ds["video_dir"]}}
+    try:
+        return load_config(config["model_config"], paths, ds["model_config"], MODELS[dataset][model_id]["overrides"])
+    except InputError as err:
+        raise WorkflowError(f"model {dataset}/{model_id}: {err}")
+
+
+def model_config_wc(wildcards):
+    return model_config(wildcards.dataset, wildcards.model)
+
+
+def dataset_videos(dataset):
+    """{stem: path} of the videos to predict for a dataset."""
+    ds = DATASETS[dataset]
+    root = data_dir(dataset)
+    if ds["example"] is not None:  # generated: the names are known before the files exist
+        return {f"session{i}": str(root / "videos" / f"session{i}.mp4") for i in range(ds["example"]["sessions"])}
+    videos = {}
+    for entry in ds["predict_videos"]:
+        path = root / entry
+        if path.suffix == ".txt":
+            if not path.is_file():
+                raise WorkflowError(f"{path}: video list file not found (datasets.{dataset}.predict_videos)")
+            found = [str(root / line.strip()) for line in path.read_text().splitlines() if line.strip()]
+        elif glob.has_magic(str(path)):
+            found = sorted(glob.glob(str(path)))
+        else:
+            found = [str(path)]
+        for video in found:
+            stem = Path(video).stem
+            if stem in videos and videos[stem] != video:
+                raise WorkflowError(f"{video}: two videos of dataset {dataset!r} share the name {stem!r}")
+            videos[stem] = video
+    return videos
+
+
+VIDEOS = {dataset: dataset_videos(dataset) for dataset in DATASETS}
+
+
+def video_path(wildcards):
+    return VIDEOS[wildcards.dataset][wildcards.video]
+
+
+def model_dir(dataset, model_id):
+    return f"results/{dataset}/models/{model_id}"
+
+
+def video_predictions(wildcards):
+    return [f"{model_dir(wildcards.dataset, wildcards.model)}/video_preds/{v}.csv" for v in VIDEOS[wildcards.dataset]]
+
+
+def model_evaluations(wildcards):
+    return [f"{model_dir(wildcards.dataset, m)}/metrics/summary.json" for m in MODELS[wildcards.dataset]]
+
+
+def model_table(wildcards):
+    """Variant, sweep values and seed of each model of a dataset, for the summary table."""
+    return {m: {"variant": v["variant"], "seed": v["seed"], **v["sweep"]} for m, v in MODELS[wildcards.dataset].items()}
+
+
+def all_targets():
+    return [f"results/{dataset}/summary.csv" for dataset in DATASETS]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="[A-Za-z0-9_=+.,-]+",
+    video="[^/]+",
+
+
+def model_dir_wc(wildcards):
+    return model_dir(wildcards.dataset, wildcards.model)

@@ -1,0 +1,20 @@
+# The bundled example: a synthetic animal rendered by the project's own generator, one rule per
+# dataset that sets `example:` in the config.
+for _name, _dataset in DATASETS.items():
+    if _dataset["example"] is None:
+        continue
+
+    rule:
+        name:
+            f"make_example_{_name}"
+        output:
+            labels=labels_csv(Wildcards(fromdict={"dataset": _name})),
+            videos=list(VIDEOS[_name].values()),
+        params:
+            settings=_dataset["example"],
+        log:
+            f"logs/make_example/{_name}.log",
+        message:
+            f"Generating the synthetic example dataset {_name}"
+        script:
+            "../../scripts/make_example.py"

@@ -39,28 +39,31 @@ def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
 def heatmaps_to_keypoints(heatmaps: torch.Tensor, window: int = WINDOW) -> tuple[torch.Tensor, torch.Tensor]:
     """Subpixel keypoints (B, K, 2) in heatmap coordinates and likelihoods (B, K) in [0, 1].
 
-    The keypoint is the centre of mass of the heatmap inside a ``window`` x ``window`` square around
-    its maximum (a local soft-argmax: subpixel, and not pulled towards a second mode); the likelihood
-    is the probability mass inside that square.
+    The keypoint is the maximum refined by fitting a Gaussian through it and its four neighbours
+    (a parabola in log space; exact for Gaussian blobs, and not pulled towards a second mode as a
+    global soft-argmax is). The likelihood is the probability mass in a ``window`` x ``window``
+    square around the maximum, zero-padded at the borders.
     """
     b, k, h, w = heatmaps.shape
+    maps = heatmaps.float().reshape(b * k, h, w)
+    flat_index = maps.reshape(b * k, -1).argmax(dim=-1)
+    py = torch.div(flat_index, w, rounding_mode="floor")
+    px = flat_index % w
+    rows = torch.arange(b * k, device=heatmaps.device)
+    log = torch.log(maps.clamp_min(1e-12))
+
+    def refine(center, before, after, pos, size):
+        curvature = before - 2 * center + after
+        step = 0.5 * (before - after) / torch.where(curvature < 0, curvature, torch.full_like(curvature, -1.0))
+        inside = (pos > 0) & (pos < size - 1) & (curvature < 0)
+        return pos.float() + torch.where(inside, step.clamp(-1.0, 1.0), torch.zeros_like(step))
+
+    center = log[rows, py, px]
+    x = refine(center, log[rows, py, (px - 1).clamp(min=0)], log[rows, py, (px + 1).clamp(max=w - 1)], px, w)
+    y = refine(center, log[rows, (py - 1).clamp(min=0), px], log[rows, (py + 1).clamp(max=h - 1), px], py, h)
+
+    # Window mass as a box filter of the map, read at the peak (zero padding at the borders).
     r = window // 2
-    flat_index = heatmaps.reshape(b, k, -1).argmax(dim=-1)
-    peak_y = torch.div(flat_index, w, rounding_mode="floor")
-    peak_x = flat_index % w
-    offsets = torch.arange(-r, r + 1, device=heatmaps.device)
-    wy = peak_y[..., None] + offsets  # (B, K, window)
-    wx = peak_x[..., None] + offsets
-    valid_y = (wy >= 0) & (wy < h)
-    valid_x = (wx >= 0) & (wx < w)
-    maps = heatmaps.reshape(b * k, h, w)
-    gy = wy.clamp(0, h - 1).reshape(b * k, window, 1).expand(-1, -1, window)
-    gx = wx.clamp(0, w - 1).reshape(b * k, 1, window).expand(-1, window, -1)
-    patch = maps[torch.arange(b * k, device=heatmaps.device)[:, None, None], gy, gx].reshape(b, k, window, window)
-    mask = (valid_y[..., :, None] & valid_x[..., None, :]).to(patch.dtype)
-    patch = patch.float() * mask
-    mass = patch.sum(dim=(-2, -1))
-    denom = mass.clamp_min(1e-12)
-    x = (patch.sum(dim=-2) * wx.float()).sum(-1) / denom
-    y = (patch.sum(dim=-1) * wy.float()).sum(-1) / denom
-    return torch.stack([x, y], dim=-1), mass.clamp(0.0, 1.0)
+    mass = F.avg_pool2d(maps[:, None], window, stride=1, padding=r, count_include_pad=True)[:, 0] * window * window
+    likelihood = mass[rows, py, px].clamp(0.0, 1.0)
+    return torch.stack([x, y], dim=-1).reshape(b, k, 2), likelihood.reshape(b, k)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   bash scripts/run.sh demo   the whole workflow on the bundled (generated) example, on CPU
+#   bash scripts/run.sh test   the test suite (what .ci/run calls)
+# Each creates .venv with the pinned dependencies of environment.yml when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${LP_VENV:-.venv}"
+PY="$VENV/bin/python"
+
+setup() {
+    if [ -x "$PY" ] && "$PY" -c "import lightning_pose_lib, snakemake, pytest, av, kornia" 2>/dev/null; then
+        return
+    fi
+    echo "[run.sh] creating $VENV with the pinned dependencies of environment.yml" >&2
+    python3 -m venv "$VENV"
+    # The pins are the pip entries of environment.yml (lines '      - name==version').
+    sed -n 's/^ *- \([A-Za-z0-9_.-]*==[^ #]*\).*$/\1/p' environment.yml > "$VENV/pins.txt"
+    # torch first and alone: on CPU machines the exact pin takes the CPU wheel.
+    "$PY" -m pip install --quiet --disable-pip-version-check "$(grep '^torch==' "$VENV/pins.txt")"
+    "$PY" -m pip install --quiet --disable-pip-version-check -r "$VENV/pins.txt"
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+}
+
+case "${1:-}" in
+    demo)
+        setup
+        shift
+        export PATH="$PWD/$VENV/bin:$PATH"
+        snakemake --profile profiles/default "$@"
+        echo "[run.sh] done: see results/example/summary.csv and results/example/pixel_error_per_keypoint.png" >&2
+        ;;
+    test)
+        setup
+        shift
+        export PATH="$PWD/$VENV/bin:$PATH"
+        "$PY" -m pytest -q "$@"
+        ;;
+    *)
+        echo "usage: bash scripts/run.sh demo|test [extra arguments]" >&2
+        exit 64
+        ;;
+esac

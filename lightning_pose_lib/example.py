@@ -72,23 +72,23 @@ def simulate_trajectory(rng: np.random.Generator, n_frames: int, view_size: tupl
     world = np.empty((n_frames, len(PARTS), 3))
     for t in range(n_frames):
         # Steer back towards the middle when the point ahead of the nose leaves the inner arena.
-        ahead = position + _rotate(heading, 30 * k, 0)
-        if not (35 * k < ahead[0] < width - 35 * k and 35 * k < ahead[1] < height - 35 * k):
+        ahead = position + _rotate(heading, 20 * k, 0)
+        if not (25 * k < ahead[0] < width - 25 * k and 25 * k < ahead[1] < height - 25 * k):
             to_centre = np.arctan2(height / 2 - position[1], width / 2 - position[0])
-            steer = 0.12 * np.sign(np.angle(np.exp(1j * (to_centre - heading))))
+            steer = 0.08 * np.sign(np.angle(np.exp(1j * (to_centre - heading))))
         else:
             steer = 0.0
         turn_rate = 0.92 * turn_rate + 0.015 * rng.standard_normal()
-        heading += np.clip(turn_rate + steer, -0.15, 0.15)
+        heading += np.clip(turn_rate + steer, -0.1, 0.1)
         speed = np.clip(speed + 0.08 * rng.standard_normal() - 0.05 * (speed - 0.9), 0.05, 1.8)
         position = position + _rotate(heading, speed * k, 0)
-        phase += 0.25 + 0.3 * speed  # the gait cycle runs faster when the animal runs
+        phase += 0.2 + 0.25 * speed  # the gait cycle runs faster when the animal runs
         if rng.random() < 0.02:  # now and then the animal lowers its nose to sniff, or looks up
             pitch_target = rng.uniform(-6, 3)
         pitch += 0.08 * (pitch_target - pitch)
 
         body_z = 8 + 0.8 * np.sin(phase)  # bobbing with each step
-        swing = 0.5 * np.sin(phase / 2)  # the tail swings once every two steps
+        swing = 0.4 * np.sin(phase / 2)  # the tail swings once every two steps
         offsets = [  # (forward, left, height above the floor) per part
             (15, 0, body_z + pitch + 0.6 * np.sin(phase + 1)),  # nose
             (8, 4.5, body_z + 4),  # ear_l
@@ -107,3 +107,222 @@ def simulate_trajectory(rng: np.random.Generator, n_frames: int, view_size: tupl
     return world
 
 
+def _bottom_view_origin(view_size: tuple[int, int]) -> float:
+    """Row of the floor's near edge in the bottom view, chosen to centre the arena vertically."""
+    height, _ = view_size
+    return (height - 1) / 2 + (SIDE_Z * MAX_HEIGHT * _scale(view_size) + SIDE_Y * (height - 1)) / 2
+
+
+def _views(view_size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per view: (matrix 2x3, offset 2) mapping arena points to full-frame pixels (x right, y down),
+    and the direction pointing away from that view's camera (larger = farther, drawn first)."""
+    _, width = view_size
+    top = (np.array([[1.0, 0, 0], [0, 1, 0]]), np.zeros(2), np.array([0.0, 0, -1]))
+    # Mirrored in x (like a mirror beside the arena) and seen from the front and above: far (large y)
+    # and high (large z) points appear higher up.
+    bottom = (
+        np.array([[-1.0, 0, 0], [0, -SIDE_Y, -SIDE_Z]]),
+        np.array([2.0 * width - 1, _bottom_view_origin(view_size)]),
+        np.array([0.0, SIDE_Z, -SIDE_Y]),
+    )
+    return [top, bottom]
+
+
+def project_keypoints(world: np.ndarray, view_size: tuple[int, int]) -> np.ndarray:
+    """Full-frame pixel coordinates of every keypoint (in KEYPOINTS order): (..., len(KEYPOINTS), 2)."""
+    return np.concatenate([world @ m.T + offset for m, offset, _ in _views(view_size)], axis=-2)
+
+
+def make_background(rng: np.random.Generator, view_size: tuple[int, int]) -> np.ndarray:
+    """A session's static background, float32 (H, 2W, 3): a mottled floor, and a wall in the bottom view."""
+    height, width = view_size
+    tint = rng.uniform(95, 150) + rng.uniform(-12, 12, size=3)  # each session is lit a bit differently
+    views = []
+    for _ in VIEWS:
+        # A coarse random grid, bilinearly upsampled, gives low-frequency blotches; then fine grain.
+        coarse = rng.normal(0, 12, size=(height // 16 + 2, width // 16 + 2))
+        rows = np.linspace(0, coarse.shape[0] - 1, height)
+        cols = np.linspace(0, coarse.shape[1] - 1, width)
+        blotches = np.array([np.interp(cols, np.arange(coarse.shape[1]), row) for row in coarse])
+        blotches = np.array([np.interp(rows, np.arange(coarse.shape[0]), col) for col in blotches.T]).T
+        views.append(tint + (blotches + rng.normal(0, 5, size=(height, width)))[..., None])
+    far_edge = _bottom_view_origin(view_size) - SIDE_Y * (height - 1)  # where the floor meets the wall
+    views[1][: int(far_edge)] *= 0.7
+    return np.concatenate(views, axis=1).astype(np.float32)
+
+
+def _window(canvas: np.ndarray, centre: np.ndarray, half: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Pixels around ``centre`` (clipped to the canvas): top row, left column, x and y of their centres."""
+    x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
+    x1 = min(int(np.ceil(centre[0] + half[0])), canvas.shape[1] - 1)
+    y1 = min(int(np.ceil(centre[1] + half[1])), canvas.shape[0] - 1)
+    ys, xs = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(np.float32)
+    return y0, x0, xs, ys
+
+
+def _blend(canvas: np.ndarray, top: int, left: int, alpha: np.ndarray, colour: np.ndarray) -> None:
+    """Paint ``colour`` (RGB, or one per pixel) with opacity ``alpha`` onto the window at (top, left)."""
+    window = canvas[top : top + alpha.shape[0], left : left + alpha.shape[1]]
+    a = alpha[..., None]
+    window *= 1 - a
+    window += a * colour
+
+
+def _draw_disk(canvas: np.ndarray, centre: np.ndarray, radius: float, colour: np.ndarray) -> None:
+    top, left, xs, ys = _window(canvas, centre, np.full(2, radius + 1))
+    distance = np.hypot(xs - centre[0], ys - centre[1])
+    _blend(canvas, top, left, np.clip(radius + 0.5 - distance, 0, 1), colour)  # 1-pixel soft edge
+
+
+def _draw_segment(canvas: np.ndarray, start: np.ndarray, end: np.ndarray, radius: float, colour: np.ndarray) -> None:
+    top, left, xs, ys = _window(canvas, (start + end) / 2, np.abs(end - start) / 2 + radius + 1)
+    direction = end - start
+    along = ((xs - start[0]) * direction[0] + (ys - start[1]) * direction[1]) / max(direction @ direction, 1e-6)
+    along = along.clip(0, 1)
+    distance = np.hypot(xs - start[0] - along * direction[0], ys - start[1] - along * direction[1])
+    _blend(canvas, top, left, np.clip(radius + 0.5 - distance, 0, 1), colour)
+
+
+def _draw_ellipse(canvas: np.ndarray, centre: np.ndarray, shape: np.ndarray, colour: np.ndarray) -> None:
+    """Fill {centre + d : d^T shape^-1 d <= 1}, lighter in the middle so the body looks rounded."""
+    top, left, xs, ys = _window(canvas, centre, np.sqrt(np.diag(shape)) + 1)
+    dx, dy = xs - centre[0], ys - centre[1]
+    inverse = np.linalg.inv(shape)
+    radius = np.sqrt(inverse[0, 0] * dx**2 + 2 * inverse[0, 1] * dx * dy + inverse[1, 1] * dy**2)
+    # Pixels from the outline along the ray from the centre, for a 1-pixel soft edge.
+    to_edge = (1 - radius) * np.hypot(dx, dy) / np.maximum(radius, 1e-6)
+    shade = (1.25 - 0.4 * radius).clip(0.85, 1.25)[..., None]
+    _blend(canvas, top, left, np.clip(to_edge + 0.5, 0, 1), colour * shade)
+
+
+def _ellipsoid(front: np.ndarray, back: np.ndarray, half_length: float, half_width: float, half_height: float):
+    """Centre and 3x3 shape matrix of an ellipsoid whose long axis runs from ``back`` to ``front``."""
+    axis = (front - back) / np.linalg.norm(front - back)
+    side = np.cross([0.0, 0, 1], axis)
+    side /= np.linalg.norm(side)
+    up = np.cross(axis, side)
+    shape = sum(r**2 * np.outer(v, v) for r, v in ((half_length, axis), (half_width, side), (half_height, up)))
+    return (front + back) / 2, shape
+
+
+def render_frame(
+    parts: np.ndarray, background: np.ndarray, view_size: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """One frame, uint8 (H, 2W, 3), from the 3D positions ``parts`` (len(PARTS), 3) of one time step.
+
+    The markers' centres are exactly at :func:`project_keypoints` of ``parts``.
+    """
+    height, width = view_size
+    k = _scale(view_size)
+    nose, ear_l, ear_r, _, tail_base, tail_tip = parts
+    ears = (ear_l + ear_r) / 2
+    lower = np.array([0, 0, 2 * k])  # the fur's centre line runs below the ear and back markers
+    body = _ellipsoid(ears - lower, tail_base - lower, np.linalg.norm(ears - tail_base) / 2 + 3 * k, 7 * k, 6 * k)
+    head = _ellipsoid(nose, ears - lower, np.linalg.norm(nose - ears) / 2 + 2.5 * k, 4.5 * k, 4 * k)
+    frame = background.copy()
+    for view, (matrix, offset, away) in enumerate(_views(view_size)):
+        canvas = frame[:, view * width : (view + 1) * width]  # drawing is clipped to the view
+        offset = offset - [view * width, 0]
+
+        def to_pixels(point: np.ndarray) -> np.ndarray:
+            return matrix @ point + offset
+
+        _draw_segment(canvas, to_pixels(tail_base), to_pixels(tail_tip), 1.3 * k, FUR * 0.8)
+        for centre, shape in (body, head):
+            _draw_ellipse(canvas, to_pixels(centre), matrix @ shape @ matrix.T, FUR)
+        # Markers, farthest first, so nearer ones cover them where they overlap.
+        for part in np.argsort(-(parts @ away), kind="stable"):
+            centre = to_pixels(parts[part])
+            _draw_disk(canvas, centre, (MARKER_RADIUS + 1) * k, OUTLINE)
+            _draw_disk(canvas, centre, MARKER_RADIUS * k, PART_COLOURS[part])
+    frame += 3 * rng.standard_normal(frame.shape, dtype=np.float32)  # sensor noise, new every frame
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def make_example(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    n_sessions: int = 3,
+    frames_per_session: int = 300,
+    n_labeled: int = 120,
+    view_size: tuple[int, int] = (128, 128),
+    fps: float = 30.0,
+    missing_prob: float = 0.03,
+) -> dict:
+    """Write the example dataset to ``out_dir`` and return its paths and config fields.
+
+    Writes ``videos/session{i}.mp4`` with ``videos/session{i}_truth.csv`` (every frame's keypoints,
+    prediction layout), ``labeled-data/session{i}/img{frame:08d}.png`` (decoded video frames),
+    ``CollectedData.csv`` (the labels, a fraction ``missing_prob`` of them left empty) and
+    ``example.yaml`` (the fields to copy into a model config). ``view_size`` is (height, width) of
+    one view; frames are two views wide.
+    """
+    height, width = view_size
+    if height % 2 or width % 2 or min(view_size) < 64:
+        raise ValueError(f"view_size must be even and at least 64 pixels, got {view_size}")
+    if n_sessions < 1 or not 1 <= n_labeled <= n_sessions * frames_per_session:
+        raise ValueError(
+            f"need n_sessions >= 1 and 1 <= n_labeled <= {n_sessions} x {frames_per_session} frames, "
+            f"got {n_sessions} sessions and n_labeled={n_labeled}"
+        )
+    out_dir = Path(out_dir)
+    label_rng = np.random.default_rng(seed)  # which frames are labeled, which labels are missing
+    labeled_per_session = np.full(n_sessions, n_labeled // n_sessions)
+    labeled_per_session[: n_labeled % n_sessions] += 1
+
+    videos, truth_files, image_paths, labels = [], [], [], []
+    for session in range(n_sessions):
+        # Its own stream per session, so adding sessions leaves the earlier ones unchanged.
+        scene_rng = np.random.default_rng([seed, session])
+        world = simulate_trajectory(scene_rng, frames_per_session, view_size)
+        keypoints = project_keypoints(world, view_size)
+        background = make_background(scene_rng, view_size)
+        video = out_dir / "videos" / f"session{session}.mp4"
+        write_video(video, (render_frame(parts, background, view_size, scene_rng) for parts in world), fps)
+        truth = video.with_name(f"session{session}_truth.csv")
+        write_pose_table(pose_table(keypoints, KEYPOINTS, SCORER, np.ones(keypoints.shape[:2])), truth)
+        videos.append(str(video))
+        truth_files.append(str(truth))
+
+        frames = np.sort(label_rng.choice(frames_per_session, labeled_per_session[session], replace=False))
+        # Labeled images are decoded video frames, so they carry the same compression as the videos.
+        with open_video(video) as reader:
+            images = reader.read_frames(frames)
+        for frame, image in zip(frames.tolist(), images):
+            image_path = f"labeled-data/session{session}/img{frame:08d}.png"
+            with atomic_path(out_dir / image_path) as tmp:
+                Image.fromarray(image).save(tmp)
+            image_paths.append(image_path)
+            labels.append(keypoints[frame])
+
+    labels = np.round(np.stack(labels), 2)
+    labels[label_rng.random(labels.shape[:2]) < missing_prob] = np.nan  # empty x and y: not labeled
+    csv_file = out_dir / "CollectedData.csv"
+    with atomic_path(csv_file) as tmp:
+        pose_table(labels, KEYPOINTS, SCORER, index=image_paths).to_csv(tmp)
+
+    n_parts = len(PARTS)
+    fields = {
+        "keypoint_names": list(KEYPOINTS),
+        "num_keypoints": len(KEYPOINTS),
+        "mirrored_column_matches": [list(range(n_parts)), list(range(n_parts, 2 * n_parts))],
+        "columns_for_singleview_pca": list(range(n_parts)),
+        "image_height": height,
+        "image_width": 2 * width,
+        "fps": float(fps),
+        "seed": seed,
+    }
+    example_yaml = out_dir / "example.yaml"
+    with atomic_path(example_yaml) as tmp:
+        tmp.write_text(
+            "# The synthetic example's settings; copy the keypoint fields into the model config's data section.\n"
+            + yaml.safe_dump(fields, sort_keys=False, default_flow_style=None)
+        )
+    return {
+        **fields,
+        "out_dir": str(out_dir),
+        "csv_file": str(csv_file),
+        "videos": videos,
+        "truth_files": truth_files,
+        "example_yaml": str(example_yaml),
+    }

@@ -1,0 +1,107 @@
+import warnings
+
+import pytest
+import torch
+
+from lightning_pose_lib.config import load_config
+from lightning_pose_lib.losses import LOSSES, build_loss
+from lightning_pose_lib.models.backbones import BACKBONES, create_backbone, list_backbones, load_pretrained
+from lightning_pose_lib.models.pose_model import BackboneWarmup, PoseModel, StepSchedule
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_every_backbone_has_stride_32(name):
+    torch.manual_seed(0)
+    model = create_backbone(name).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 96))
+    assert out.shape == (1, model.out_channels, 2, 3)
+
+
+def test_pretrained_weights_from_a_file(tmp_path):
+    source = create_backbone("resnet18")
+    path = tmp_path / "weights.pth"
+    torch.save({**source.state_dict(), "fc.weight": torch.zeros(1000, 512)}, path)  # torchvision layout
+    target = create_backbone("resnet18", pretrained=str(path))
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, target.state_dict()[key])
+
+
+def test_pretrained_offline_falls_back_to_random_init(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.warns(UserWarning, match="random initialisation"):
+        create_backbone("resnet18", pretrained=True)
+
+
+def test_resnet_matches_torchvision_when_available():
+    tv = pytest.importorskip("torchvision")
+    for name in ("resnet18", "resnet50"):
+        reference = getattr(tv.models, name)().eval()
+        ours = create_backbone(name).eval()
+        ours.load_state_dict({k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")})
+        x = torch.rand(2, 3, 64, 64)
+        trunk = torch.nn.Sequential(*list(reference.children())[:-2])
+        with torch.no_grad():
+            assert torch.allclose(ours(x), trunk(x), atol=1e-5)
+
+
+HAND = {
+    # name: (inputs, expected) computed by hand
+    "heatmap_mse": (
+        {
+            "heatmaps": torch.tensor([[[[0.5, 0.5]], [[1.0, 0.0]]]]),
+            "target_heatmaps": torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]]),  # second keypoint unlabeled
+        },
+        0.5,  # (0.5^2 + 0.5^2) summed over pixels, averaged over the one labeled map
+    ),
+    "regression_mse": (
+        {
+            "normalized_keypoints": torch.tensor([[[0.1, 0.2], [0.5, 0.5]]]),
+            "target_normalized_keypoints": torch.tensor([[[0.4, 0.6], [float("nan"), float("nan")]]]),
+        },
+        0.25,  # 0.3^2 + 0.4^2, the NaN keypoint skipped
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_matches_a_hand_computation(name):
+    assert name in HAND, f"add a hand computation for loss {name!r}"
+    inputs, expected = HAND[name]
+    assert torch.isclose(build_loss(name)(inputs), torch.tensor(expected))
+
+
+def tiny_cfg(**overrides):
+    items = [f"{k}={v}" for k, v in overrides.items()]
+    return load_config(
+        overrides=["model.backbone=resnet18", "model.backbone_pretrained=false", "data.image_resize_dims.height=64", "data.image_resize_dims.width=96", *items]
+    )
+
+
+@pytest.mark.parametrize("model_type", ["heatmap", "regression"])
+def test_pose_model_forward_and_training_step(model_type):
+    torch.manual_seed(0)
+    model = PoseModel(tiny_cfg(**{"model.model_type": model_type}), num_keypoints=3)
+    images = torch.rand(2, 3, 64, 96)
+    out = model(images)
+    assert out["keypoints"].shape == (2, 3, 2) and out["likelihood"].shape == (2, 3)
+    assert ((out["likelihood"] >= 0) & (out["likelihood"] <= 1)).all()
+    if model_type == "heatmap":
+        assert out["heatmaps"].shape == (2, 3, 16, 24)
+    keypoints = torch.tensor([[[10.0, 20.0], [50.0, 30.0], [float("nan"), float("nan")]]] * 2)
+    model.log = lambda *a, **k: None  # no trainer attached
+    loss = model.training_step({"image": images, "keypoints": keypoints, "orig_hw": torch.tensor([[64.0, 96.0]] * 2)}, 0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.head.parameters().__next__().grad is not None
+
+
+def test_schedules():
+    step = StepSchedule([2, 4], 0.5)
+    assert [step(e) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    warm = BackboneWarmup(2)
+    assert [warm(e) for e in range(4)] == [0.0, 0.0, 0.1, pytest.approx(0.15)]
+    assert BackboneWarmup(0)(0) == 1.0

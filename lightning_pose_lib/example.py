@@ -44,7 +44,10 @@ OUTLINE = np.array([20, 20, 20], dtype=np.float32)
 # Geometry in units of "scale" (1 unit = 1 pixel for a 128-pixel view).
 MARKER_RADIUS = 2.2
 MAX_HEIGHT = 16.0  # no part rises higher than this above the floor
-SIDE_Y, SIDE_Z = 0.5, 0.85  # the bottom view's row moves this much per unit of y and of z
+# The bottom view looks down at the arena from the front, 60 degrees below the horizon: steep
+# enough that no two markers stay lined up along its view ray (at 30 degrees the nose hid behind
+# an ear a quarter of the time). Its rows move SIDE_Y per unit of y and SIDE_Z per unit of z.
+SIDE_Y, SIDE_Z = np.sin(np.radians(60)), np.cos(np.radians(60))
 
 
 def _scale(view_size: tuple[int, int]) -> float:
@@ -71,7 +74,7 @@ def simulate_trajectory(rng: np.random.Generator, n_frames: int, view_size: tupl
     turn_rate, speed, phase, pitch, pitch_target = 0.0, 0.8, rng.uniform(0, 2 * np.pi), 0.0, 0.0
     world = np.empty((n_frames, len(PARTS), 3))
     for t in range(n_frames):
-        # Steer back towards the middle when the point ahead of the nose leaves the inner arena.
+        # Steer back towards the middle when a point a little ahead of the animal leaves the inner arena.
         ahead = position + _rotate(heading, 20 * k, 0)
         if not (25 * k < ahead[0] < width - 25 * k and 25 * k < ahead[1] < height - 25 * k):
             to_centre = np.arctan2(height / 2 - position[1], width / 2 - position[0])
@@ -84,7 +87,7 @@ def simulate_trajectory(rng: np.random.Generator, n_frames: int, view_size: tupl
         position = position + _rotate(heading, speed * k, 0)
         phase += 0.2 + 0.25 * speed  # the gait cycle runs faster when the animal runs
         if rng.random() < 0.02:  # now and then the animal lowers its nose to sniff, or looks up
-            pitch_target = rng.uniform(-6, 3)
+            pitch_target = rng.uniform(-4, 2)
         pitch += 0.08 * (pitch_target - pitch)
 
         body_z = 8 + 0.8 * np.sin(phase)  # bobbing with each step
@@ -195,7 +198,9 @@ def _draw_ellipse(canvas: np.ndarray, centre: np.ndarray, shape: np.ndarray, col
     _blend(canvas, top, left, np.clip(to_edge + 0.5, 0, 1), colour * shade)
 
 
-def _ellipsoid(front: np.ndarray, back: np.ndarray, half_length: float, half_width: float, half_height: float):
+def _ellipsoid(
+    front: np.ndarray, back: np.ndarray, half_length: float, half_width: float, half_height: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Centre and 3x3 shape matrix of an ellipsoid whose long axis runs from ``back`` to ``front``."""
     axis = (front - back) / np.linalg.norm(front - back)
     side = np.cross([0.0, 0, 1], axis)
@@ -222,17 +227,14 @@ def render_frame(
     frame = background.copy()
     for view, (matrix, offset, away) in enumerate(_views(view_size)):
         canvas = frame[:, view * width : (view + 1) * width]  # drawing is clipped to the view
-        offset = offset - [view * width, 0]
-
-        def to_pixels(point: np.ndarray) -> np.ndarray:
-            return matrix @ point + offset
-
-        _draw_segment(canvas, to_pixels(tail_base), to_pixels(tail_tip), 1.3 * k, FUR * 0.8)
+        offset = offset - [view * width, 0]  # full-frame to view pixels
+        tail_start, tail_end = matrix @ tail_base + offset, matrix @ tail_tip + offset
+        _draw_segment(canvas, tail_start, tail_end, 1.3 * k, FUR * 0.8)
         for centre, shape in (body, head):
-            _draw_ellipse(canvas, to_pixels(centre), matrix @ shape @ matrix.T, FUR)
+            _draw_ellipse(canvas, matrix @ centre + offset, matrix @ shape @ matrix.T, FUR)
         # Markers, farthest first, so nearer ones cover them where they overlap.
         for part in np.argsort(-(parts @ away), kind="stable"):
-            centre = to_pixels(parts[part])
+            centre = matrix @ parts[part] + offset
             _draw_disk(canvas, centre, (MARKER_RADIUS + 1) * k, OUTLINE)
             _draw_disk(canvas, centre, MARKER_RADIUS * k, PART_COLOURS[part])
     frame += 3 * rng.standard_normal(frame.shape, dtype=np.float32)  # sensor noise, new every frame

@@ -143,4 +143,10 @@ def read_pose_table(path: str | os.PathLike) -> pd.DataFrame:
             if index.dtype.kind == "S":
                 index = index.astype(str)
             return pd.DataFrame(g["values"][()], columns=columns, index=index)
-    return pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    # pandas names the empty header cells of the trailing ("set", "", "") column "Unnamed: ..."
+    table.columns = pd.MultiIndex.from_tuples(
+        [tuple("" if str(level).startswith("Unnamed:") else level for level in column) for column in table.columns],
+        names=table.columns.names,
+    )
+    return table

@@ -1,0 +1,134 @@
+"""Training and prediction through the library and the standalone scripts, on small real data."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, tiny_overrides
+from lightning_pose_lib.config import load_config
+from lightning_pose_lib.data.labels import read_labels, read_pose_table
+from lightning_pose_lib.predict import load_model, predict_video
+from lightning_pose_lib.train import is_complete, train
+from lightning_pose_lib.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def trained(example_dir, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("model")
+    cfg = load_config(overrides=tiny_overrides(example_dir))
+    metrics = train(cfg, model_dir)
+    return model_dir, metrics
+
+
+def test_model_folder_is_complete(trained, example_dir):
+    model_dir, metrics = trained
+    assert is_complete(model_dir)
+    for name in ("config.yaml", "provenance.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "predictions.csv"):
+        assert (model_dir / name).is_file(), name
+    assert list((model_dir / "tb_logs").rglob("events.out.tfevents.*"))
+    assert {"train_pixel_error", "validation_pixel_error", "test_pixel_error"} <= set(metrics)
+    provenance = yaml.safe_load((model_dir / "provenance.yaml").read_text())
+    assert provenance["labels_sha256"] and provenance["seeds"]["rng_seed_model_pt"] == 0
+    assert "torch" in provenance["libraries"]
+    saved = yaml.safe_load((model_dir / "config.yaml").read_text())
+    assert saved["training"]["max_epochs"] == 2
+
+
+def test_labeled_predictions_have_sets_and_original_pixels(trained, example_dir):
+    model_dir, _ = trained
+    table = read_pose_table(model_dir / "predictions.csv")
+    labels = read_labels(example_dir / "CollectedData.csv")
+    assert list(table.index) == labels.image_paths
+    sets = table[("set", "", "")]
+    assert set(sets) == {"train", "validation", "test"}
+    assert table.columns.get_level_values("coords")[:3].tolist() == ["x", "y", "likelihood"]
+    xs = table.xs("x", axis=1, level="coords").to_numpy()
+    assert np.nanmax(xs) <= 256 and np.nanmin(xs) >= -1  # original frames are 256 wide
+
+
+def test_video_prediction_has_every_frame(trained, example_dir, tmp_path):
+    model_dir, _ = trained
+    model = load_model(model_dir)
+    video = example_dir / "videos" / "session0.mp4"
+    table = predict_video(model, video, tmp_path / "session0.csv", tmp_path / "session0.h5", batch_size=16, progress=False)
+    assert len(table) == probe_video(video).num_frames == 60
+    csv = read_pose_table(tmp_path / "session0.csv")
+    h5 = read_pose_table(tmp_path / "session0.h5")
+    assert list(csv.index) == list(range(60))
+    np.testing.assert_allclose(csv.to_numpy(), h5.to_numpy(), atol=1e-3)
+    assert list(csv.columns.get_level_values("bodyparts").unique()) == read_labels(example_dir / "CollectedData.csv").keypoint_names
+    likelihood = csv.xs("likelihood", axis=1, level="coords").to_numpy()
+    assert ((likelihood >= 0) & (likelihood <= 1)).all()
+
+
+def test_same_seed_same_result(example_dir, tmp_path):
+    cfg = load_config(overrides=tiny_overrides(example_dir, **{"training.max_epochs": 1}))
+    a = train(cfg, tmp_path / "a")
+    b = train(cfg, tmp_path / "b")
+    assert a == b
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_scripts_end_to_end(trained, example_dir, tmp_path):
+    model_dir, _ = trained
+    out = run_script(ROOT / "scripts/predict.py", "--model-dir", model_dir, "--output-dir", tmp_path, example_dir / "videos/session1.mp4")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "session1.csv").exists() and (tmp_path / "session1.h5").exists()
+    again = run_script(ROOT / "scripts/predict.py", "--model-dir", model_dir, "--output-dir", tmp_path, example_dir / "videos/session1.mp4")
+    assert "already predicted" in again.stderr
+    out = run_script(ROOT / "scripts/evaluate.py", "--model-dir", model_dir)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((model_dir / "metrics/summary.json").read_text())
+    assert summary["baseline_test_pixel_error"] > 0 and "test_pixel_error" in summary
+
+
+@pytest.mark.parametrize(
+    "make_bad, problem",
+    [
+        (lambda d: (d / "CollectedData.csv").write_text("bodyparts,a,a\ncoords,x,y\nimg.png,1,2\n"), "missing header row"),
+        (lambda d: next((d / "labeled-data").rglob("*.png")).unlink(), "image file not found"),
+    ],
+)
+def test_bad_input_stops_with_one_clear_line(example_dir, tmp_path, make_bad, problem):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(example_dir, data)
+    make_bad(data)
+    out = run_script(ROOT / "scripts/train.py", "--model-dir", tmp_path / "m", *tiny_overrides(data))
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and problem in last and str(data) in last
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "m" / "train_status.json").exists() or "COMPLETED" not in (tmp_path / "m" / "train_status.json").read_text()
+
+
+def test_unknown_key_on_the_command_line(example_dir, tmp_path):
+    out = run_script(ROOT / "scripts/train.py", "--model-dir", tmp_path / "m", *tiny_overrides(example_dir), "training.max_epoch=3")
+    assert out.returncode == 2 and "training.max_epoch" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unreadable_video(trained, tmp_path):
+    model_dir, _ = trained
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    out = run_script(ROOT / "scripts/predict.py", "--model-dir", model_dir, "--output-dir", tmp_path / "out", bad)
+    assert out.returncode == 2 and str(bad) in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out" / "broken.csv").exists()
+
+
+def test_mirror_mouse_train_and_predict(mirror_mouse, tmp_path):
+    cfg = load_config(overrides=tiny_overrides(mirror_mouse, **{"training.max_epochs": 1, "data.image_resize_dims.width": 64}))
+    train(cfg, tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    table = predict_video(model, mirror_mouse / "videos/test_vid.mp4", tmp_path / "v.csv", tmp_path / "v.h5", batch_size=128, progress=False)
+    assert len(table) == 994
+    assert table.columns.get_level_values("bodyparts").unique().size == 17
+    assert not np.isnan(table.to_numpy()).any()

@@ -1,23 +1,20 @@
+#!/usr/bin/env python
 """Generate the synthetic example dataset (see lightning_pose_lib.example).
 
-Command line:
-    python scripts/make_example.py OUT_DIR [--seed N] [--sessions N] [--frames N] [--labeled N]
+``make_example.py OUT_DIR [--seed N] [--sessions N] [--frames N] [--labeled N]``
 
-The workflow runs this file through Snakemake's ``script:`` directive (workflow/rules/example.smk),
-which defines ``snakemake``: the settings come from ``params.settings`` and the dataset folder is the
-folder of the ``labels`` output.
+From the workflow (workflow/rules/example.smk) the settings come from ``params.settings`` and the
+dataset folder is the folder of the ``labels`` output.
 """
 
-from __future__ import annotations
-
 import argparse
-import sys
 from pathlib import Path
 
+from lightning_pose_lib.cli import run
 from lightning_pose_lib.example import make_example
 
 
-def main(argv: list[str] | None = None) -> None:
+def cli_main(argv=None):
     parser = argparse.ArgumentParser(description="Render the synthetic two-view example dataset.")
     parser.add_argument("out_dir", type=Path, help="dataset folder to write (created if needed)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
@@ -26,20 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labeled", type=int, default=120, help="labeled frames in total (default 120)")
     args = parser.parse_args(argv)
     try:
-        result = make_example(
-            args.out_dir,
-            seed=args.seed,
-            n_sessions=args.sessions,
-            frames_per_session=args.frames,
-            n_labeled=args.labeled,
-        )
+        result = make_example(args.out_dir, seed=args.seed, n_sessions=args.sessions, frames_per_session=args.frames, n_labeled=args.labeled)
     except ValueError as error:
         parser.error(str(error))
-    print(f"wrote {result['csv_file']} and {len(result['videos'])} videos; config fields in {result['example_yaml']}")
+    print(f"wrote {result['csv_file']}, {len(result['videos'])} videos and {result['example_yaml']}")
 
 
-def run_from_snakemake(smk) -> None:
-    sys.stderr = open(smk.log[0], "w")  # the workflow keeps each job's messages in its log file
+def rule_main(smk):
     settings = smk.params.settings
     make_example(
         Path(smk.output.labels).parent,
@@ -50,7 +40,5 @@ def run_from_snakemake(smk) -> None:
     )
 
 
-if "snakemake" in globals():
-    run_from_snakemake(snakemake)  # noqa: F821 (defined by Snakemake's script: directive)
-elif __name__ == "__main__":
-    main()
+if __name__ == "__main__":
+    run(cli_main, rule_main)

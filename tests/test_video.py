@@ -136,18 +136,32 @@ def test_video_without_frames(tmp_path: Path) -> None:
         probe_video(path)
 
 
-def test_variable_frame_rate_is_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "vfr.mp4"
+def encode_with_timestamps(path: Path, pts: list[int], time_base: Fraction, rate: Fraction = Fraction(30)) -> None:
+    """Encode len(pts) frames with the given timestamps, bypassing write_video's constant rate."""
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=30)
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = 64, 48
-        for image, pts in zip(smooth_frames(12), [0, 1, 2, 4, 5, 9, 10, 11, 15, 16, 17, 20]):
+        for image, timestamp in zip(smooth_frames(len(pts)), pts):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = pts, Fraction(1, 30)
+            frame.pts, frame.time_base = timestamp, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+
+
+def test_variable_frame_rate_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "vfr.mp4"
+    encode_with_timestamps(path, [0, 1, 2, 4, 5, 9, 10, 11, 15, 16, 17, 20], Fraction(1, 30))
     with pytest.raises(InputError, match="vfr.mp4: variable frame rate"):
         probe_video(path)
+
+
+def test_rounded_timestamps_are_a_constant_rate(tmp_path: Path) -> None:
+    # Matroska stores milliseconds: 29.97 fps becomes steps of 33 and 34 ms.
+    path = tmp_path / "ntsc.mkv"
+    encode_with_timestamps(path, [round(n * 1001 / 30) for n in range(30)], Fraction(1, 1000), Fraction(30000, 1001))
+    info = probe_video(path)
+    assert info.num_frames == 30
+    assert info.fps == pytest.approx(30000 / 1001)  # the header's exact rate, not 29.969 from the timestamps
 
 
 def test_unknown_backend(tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ def _scan(path: str | os.PathLike) -> tuple[VideoInfo, _FrameIndex]:
     pts = np.sort(np.array([p for p, _ in packets], dtype=np.int64))
     steps = np.diff(pts)
     if steps.size:
-        mean_step = (pts[-1] - pts[0]) / steps.size
+        span = int(pts[-1] - pts[0])  # ticks from the first frame to the last
+        mean_step = span / steps.size
         # One tick of rounding (e.g. 29.97 fps in a millisecond time base) is still a constant rate.
         if np.any(np.abs(steps - mean_step) > max(1.0, 0.01 * mean_step)):
             raise InputError(
@@ -71,16 +72,20 @@ def _scan(path: str | os.PathLike) -> tuple[VideoInfo, _FrameIndex]:
                 f"ticks of {time_base} s); frame numbers would not match time. Re-encode it at a "
                 "constant rate, e.g. ffmpeg -i IN -fps_mode cfr -r FPS OUT.mp4",
             )
-        fps = float(steps.size / (int(pts[-1] - pts[0]) * time_base))
+        fps = steps.size / (span * time_base)
+        # The header's rate is exact where timestamps are rounded (a millisecond time base turns
+        # 30000/1001 fps into 29.969): prefer it when it places the last frame to within a tick.
+        if header_rate and abs(steps.size / header_rate - span * time_base) <= time_base:
+            fps = header_rate
     else:
-        fps = float(header_rate or 0.0)  # a single frame has no spacing; trust the header
+        fps = header_rate or 0  # a single frame has no spacing; trust the header
 
     frame_of_pts = {int(p): i for i, p in enumerate(pts)}
     keyframes = {frame_of_pts[packet_pts] for packet_pts, is_keyframe in packets if is_keyframe}
     # Frame 0 is always a seek point: seeking to its pts reaches the start of the stream.
     seek_frames = np.array(sorted(keyframes | {0}), dtype=np.int64)
     index = _FrameIndex(pts=pts, frame_of_pts=frame_of_pts, seek_frames=seek_frames)
-    info = VideoInfo(path=path, num_frames=len(pts), fps=fps, height=height, width=width, codec=codec)
+    info = VideoInfo(path=path, num_frames=len(pts), fps=float(fps), height=height, width=width, codec=codec)
     return info, index
 
 

@@ -31,9 +31,10 @@ def write_video(
 ) -> None:
     """Encode uint8 (H, W, 3) RGB ``frames`` to ``path``: libx264, yuv420p, mp4, constant frame rate.
 
-    ``crf`` is x264's quality (0 lossless in luma, 18 visually lossless, 23 x264's default); ``gop``
-    is the maximum keyframe interval (x264's default, 250, when None). The file appears only once
-    it is complete.
+    ``crf`` is x264's quality (18 visually lossless, 23 x264's default; 0 is lossless but switches to
+    the High 4:4:4 Predictive profile, which hardware decoders such as NVDEC do not support). ``gop`` is
+    the maximum keyframe interval (x264's default, 250, when None). The file appears only once it is
+    complete.
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")

@@ -12,7 +12,26 @@ from lightning_pose_lib.config import load_config, merge
 from lightning_pose_lib.errors import InputError
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+def _with_defaults(schema, value):
+    """Fill the schema's defaults in, also inside named entries (datasets, variants), which
+    snakemake.utils.validate leaves alone."""
+    if not isinstance(value, dict) or schema.get("type") not in ("object", ["object", "null"]):
+        return value
+    out = dict(value)
+    for key, child in schema.get("properties", {}).items():
+        if key not in out and "default" in child:
+            out[key] = child["default"]
+        if key in out:
+            out[key] = _with_defaults(child, out[key])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in set(out) - set(schema.get("properties", {})):
+            out[key] = _with_defaults(extra, out[key])
+    return out
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=False)
+config.update(_with_defaults(yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text()), config))
 
 DATASETS = config["datasets"]
 
@@ -66,8 +85,12 @@ def data_dir(dataset):
     return Path(DATASETS[dataset]["data_dir"])
 
 
+def dataset_labels(dataset):
+    return str(data_dir(dataset) / DATASETS[dataset]["csv_file"])
+
+
 def labels_csv(wildcards):
-    return str(data_dir(wildcards.dataset) / DATASETS[wildcards.dataset]["csv_file"])
+    return dataset_labels(wildcards.dataset)
 
 
 def model_config(dataset, model_id):

@@ -10,6 +10,8 @@ rule evaluate:
         summary=f"{model_dir('{dataset}', '{model}')}/metrics/summary.json",
     params:
         model_dir=model_dir_wc,
+    conda:
+        "../../environment.yml"
     log:
         "logs/evaluate/{dataset}/{model}.log",
     message:
@@ -26,6 +28,8 @@ rule summarize:
         plot="results/{dataset}/pixel_error_per_keypoint.png",
     params:
         models=model_table,
+    conda:
+        "../../environment.yml"
     log:
         "logs/summarize/{dataset}.log",
     message:

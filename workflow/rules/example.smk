@@ -8,10 +8,12 @@ for _name, _dataset in DATASETS.items():
         name:
             f"make_example_{_name}"
         output:
-            labels=labels_csv(Wildcards(fromdict={"dataset": _name})),
+            labels=dataset_labels(_name),
             videos=list(VIDEOS[_name].values()),
         params:
             settings=_dataset["example"],
+        conda:
+            "../../environment.yml"
         log:
             f"logs/make_example/{_name}.log",
         message:

@@ -11,6 +11,8 @@ rule predict_video:
     params:
         batch_size=config["predict"]["batch_size"],
         backend=config["predict"]["backend"],
+    conda:
+        "../../environment.yml"
     log:
         "logs/predict/{dataset}/{model}/{video}.log",
     message:

@@ -13,6 +13,8 @@ rule train:
     params:
         model_config=model_config_wc,
         model_dir=model_dir_wc,
+    conda:
+        "../../environment.yml"
     log:
         "logs/train/{dataset}/{model}.log",
     message:

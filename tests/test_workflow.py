@@ -1,0 +1,122 @@
+"""The real Snakemake workflow on a small generated example: every output file and its format."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+from lightning_pose_lib.data.labels import read_pose_table
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile")]
+
+TINY_MODEL = {
+    "data": {"image_resize_dims": {"height": 64, "width": 128}},
+    "training": {
+        "train_batch_size": 8, "train_prob": 0.7, "val_prob": 0.15, "min_epochs": 1, "max_epochs": 2,
+        "check_val_every_n_epoch": 1, "unfreezing_epoch": 0,
+    },
+    "model": {"backbone": "resnet18", "backbone_pretrained": False},
+    "dali": {"base": {"predict": {"sequence_length": 32}}},
+}
+
+
+def workdir_with(tmp_path: Path, workflow_config: dict) -> Path:
+    (tmp_path / "config").mkdir(parents=True)
+    (tmp_path / "config" / "model.yaml").write_text(yaml.safe_dump(TINY_MODEL))
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(workflow_config))
+    return tmp_path
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", "--show-failed-logs", *args],
+        capture_output=True, text=True, cwd=workdir,
+    )
+
+
+EXAMPLE_CONFIG = {
+    "model_config": "config/model.yaml",
+    "datasets": {
+        "example": {
+            "data_dir": "resources/example",
+            "example": {"seed": 0, "sessions": 2, "frames": 40, "labeled": 40},
+        }
+    },
+    "variants": {
+        "supervised": {"model_config": {"model": {"model_type": "heatmap"}}},
+        "regression": {"model_config": {"model": {"model_type": "regression"}}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = workdir_with(tmp_path_factory.mktemp("wf"), EXAMPLE_CONFIG)
+    out = snakemake(workdir)
+    assert out.returncode == 0, out.stderr[-5000:]
+    return workdir, out
+
+
+def test_lint_is_clean():
+    out = subprocess.run([*SNAKEMAKE, "--lint", "--directory", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Lints for" not in out.stdout + out.stderr
+
+
+def test_workflow_outputs(finished):
+    workdir, _ = finished
+    results = workdir / "results" / "example"
+    for model in ("supervised__seed=0", "regression__seed=0"):
+        model_dir = results / "models" / model
+        status = json.loads((model_dir / "train_status.json").read_text())
+        assert status["status"] == "COMPLETED"
+        for video in ("session0", "session1"):
+            for suffix in ("csv", "h5"):
+                table = read_pose_table(model_dir / "video_preds" / f"{video}.{suffix}")
+                assert len(table) == 40 and list(table.index) == list(range(40))
+                assert table.columns.names == ["scorer", "bodyparts", "coords"]
+                assert table.columns.get_level_values("coords")[:3].tolist() == ["x", "y", "likelihood"]
+        pixel_error = pd.read_csv(model_dir / "metrics" / "pixel_error.csv", index_col=0)
+        assert set(pixel_error["set"]) == {"train", "validation", "test"}
+        assert (workdir / "logs" / "train" / "example" / f"{model}.log").exists()
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["model"]) == {"supervised__seed=0", "regression__seed=0", "mean_pose_baseline"}
+    assert summary.loc[summary["model"] != "mean_pose_baseline", "test_pixel_error"].notna().all()
+    assert (results / "pixel_error_per_keypoint.png").stat().st_size > 1000
+
+
+def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
+    workdir, _ = finished
+    out = snakemake(workdir, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+    # As after a failed prediction job: its outputs and everything downstream are missing.
+    model = workdir / "results/example/models/supervised__seed=0"
+    for path in (model / "video_preds/session1.csv", model / "metrics/summary.json", workdir / "results/example/summary.csv"):
+        path.unlink()
+    out = snakemake(workdir, "-n", "--quiet", "rules")
+    jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
+    assert jobs == {"all": "1", "predict_video": "1", "evaluate": "1", "summarize": "1", "total": "4"}, out.stdout
+
+
+def test_bad_labels_stop_the_workflow_with_the_file_named(tmp_path, example_dir):
+    data = tmp_path / "data"
+    shutil.copytree(example_dir, data)
+    (data / "CollectedData.csv").write_text("scorer,a,a,a\nbodyparts,nose,nose,tail\ncoords,x,y,x\nimg.png,1,2,3\n")
+    config = {**EXAMPLE_CONFIG, "datasets": {"mine": {"data_dir": str(data)}}, "variants": {"supervised": {}}}
+    out = snakemake(workdir_with(tmp_path / "wf", config))
+    assert out.returncode != 0
+    assert f"error: {data / 'CollectedData.csv'}: odd number of coordinate columns" in out.stdout + out.stderr
+    assert not list((tmp_path / "wf").rglob("train_status.json"))
+
+
+def test_unknown_model_key_in_workflow_config(tmp_path):
+    config = {**EXAMPLE_CONFIG, "variants": {"bad": {"model_config": {"training": {"max_epoch": 3}}}}}
+    out = snakemake(workdir_with(tmp_path, config), "-n")
+    assert out.returncode != 0 and "training.max_epoch" in out.stdout + out.stderr

@@ -1,0 +1,153 @@
+"""Pose PCA: low-dimensional models of the labeled poses, used by the PCA losses and metrics.
+
+Two kinds, both fitted on the training labels in original-frame pixels and applied in that same
+frame (upstream Lightning Pose fits in resized coordinates and applies in original ones):
+
+- ``singleview``: one row per frame, the x, y of the keypoints in ``data.columns_for_singleview_pca``;
+- ``multiview``: one row per (frame, body part), the x, y of that body part in every view
+  (``data.mirrored_column_matches``); a body part in 3D seen by V cameras spans 3 dimensions.
+
+The fit is NaN-aware: the mean and the covariance use every pair of values that is present, so
+frames with missing labels still contribute. Epsilon, the error below which the loss is zero, is
+a percentile of the training labels' own reconstruction errors unless set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_path
+
+
+@dataclass(frozen=True)
+class PosePCA:
+    kind: str  # "singleview" or "multiview"
+    groups: np.ndarray  # (views, parts) keypoint indices; singleview: (1, parts)
+    mean: np.ndarray  # (D,)
+    components: np.ndarray  # (C, D), orthonormal rows
+    epsilon: float
+    explained_variance: np.ndarray  # (C,) fraction of variance of each kept component
+
+    @property
+    def num_components(self) -> int:
+        return len(self.components)
+
+    def rows(self, keypoints):
+        """(N, K, 2) keypoints -> (M, D) rows in this PCA's layout (numpy or torch)."""
+        views, parts = self.groups.shape
+        picked = keypoints[:, self.groups.reshape(-1)].reshape(len(keypoints), views, parts, 2)
+        if self.kind == "singleview":
+            return picked.reshape(len(keypoints), parts * 2)
+        # (N, V, P, 2) -> (N, P, V, 2) -> (N * P, 2V)
+        order = picked.permute(0, 2, 1, 3) if isinstance(picked, torch.Tensor) else picked.transpose(0, 2, 1, 3)
+        return order.reshape(len(keypoints) * parts, views * 2)
+
+    def reconstruction_error(self, keypoints):
+        """Distance (pixels) between each keypoint and its PCA reconstruction: (N, K), NaN for
+        keypoints the PCA does not cover and for rows with a missing value. numpy or torch in,
+        the same type out."""
+        is_torch = isinstance(keypoints, torch.Tensor)
+        points = keypoints if is_torch else torch.from_numpy(np.asarray(keypoints, dtype=np.float64))
+        mean = torch.as_tensor(self.mean, dtype=points.dtype, device=points.device)
+        basis = torch.as_tensor(self.components, dtype=points.dtype, device=points.device)
+        rows = self.rows(points)
+        centred = rows - mean
+        residual = centred - (centred @ basis.T) @ basis
+        per_point = torch.linalg.norm(residual.reshape(len(rows), -1, 2), dim=-1)  # (M, D / 2)
+        n, k = points.shape[:2]
+        views, parts = self.groups.shape
+        if self.kind == "singleview":
+            per_frame = per_point.reshape(n, 1, parts)
+        else:
+            per_frame = per_point.reshape(n, parts, views).transpose(1, 2)  # (N, V, P)
+        out = torch.full((n, k), float("nan"), dtype=points.dtype, device=points.device)
+        out[:, torch.as_tensor(self.groups.reshape(-1), device=points.device)] = per_frame.reshape(n, -1)
+        return out if is_torch else out.numpy()
+
+    def save(self, path: str | os.PathLike) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, kind=self.kind, groups=self.groups, mean=self.mean, components=self.components,
+                         epsilon=self.epsilon, explained_variance=self.explained_variance)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PosePCA":
+        with np.load(path) as data:
+            return cls(str(data["kind"]), data["groups"], data["mean"], data["components"], float(data["epsilon"]), data["explained_variance"])
+
+
+def _nan_pca(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, eigenvectors (as rows, by decreasing variance) and explained-variance fractions."""
+    mean = np.nanmean(rows, axis=0)
+    covariance = np.ma.cov(np.ma.masked_invalid(rows), rowvar=False).filled(0.0)
+    values, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(values)[::-1]
+    values = np.clip(values[order], 0.0, None)
+    return mean, vectors[:, order].T, values / max(values.sum(), 1e-12)
+
+
+def fit_pca(
+    kind: str,
+    keypoints: np.ndarray,
+    groups: list[list[int]],
+    components_to_keep: float,
+    epsilon: float | None = None,
+    percentile: float = 99.0,
+) -> PosePCA:
+    """Fit on training keypoints (N, K, 2) in original-frame pixels.
+
+    ``components_to_keep`` < 1 keeps the fewest components explaining that fraction of the
+    variance; >= 1 keeps that many.
+    """
+    if kind not in ("singleview", "multiview"):
+        raise ValueError(f"unknown PCA kind {kind!r}")
+    groups = np.asarray(groups, dtype=np.int64).reshape(len(groups) if kind == "multiview" else 1, -1)
+    shell = PosePCA(kind, groups, np.zeros(0), np.zeros((0, 0)), 0.0, np.zeros(0))
+    rows = shell.rows(np.asarray(keypoints, dtype=np.float64))
+    complete = rows[~np.isnan(rows).any(axis=1)]
+    if len(complete) < rows.shape[1]:
+        raise ValueError(
+            f"cannot fit the {kind} PCA: {len(complete)} fully labeled rows for {rows.shape[1]} dimensions "
+            "(label more frames or choose fewer keypoints)"
+        )
+    mean, vectors, explained = _nan_pca(rows)
+    if components_to_keep < 1:
+        count = int(np.searchsorted(np.cumsum(explained), components_to_keep) + 1)
+    else:
+        count = int(components_to_keep)
+    count = min(count, rows.shape[1])
+    pca = PosePCA(kind, groups, mean, vectors[:count], 0.0, explained[:count])
+    if epsilon is None:
+        errors = pca.reconstruction_error(np.asarray(keypoints, dtype=np.float64))
+        epsilon = float(np.nanpercentile(errors, percentile))
+    return PosePCA(kind, groups, mean, vectors[:count], float(epsilon), explained[:count])
+
+
+def pca_path(model_dir: str | os.PathLike, kind: str) -> Path:
+    return Path(model_dir) / f"pca_{kind}.npz"
+
+
+def fit_model_pcas(cfg: dict, keypoints: np.ndarray, model_dir: str | os.PathLike | None = None) -> dict[str, PosePCA]:
+    """The PCAs a config asks for (a loss or a metric), fitted on training keypoints; saved when
+    ``model_dir`` is given, so prediction and metrics never refit them."""
+    data, losses = cfg["data"], cfg["losses"]
+    pcas = {}
+    if data["columns_for_singleview_pca"]:
+        s = losses["pca_singleview"]
+        pcas["singleview"] = fit_pca("singleview", keypoints, [data["columns_for_singleview_pca"]], s["components_to_keep"], s["epsilon"], s["empirical_epsilon_percentile"])
+    if data["mirrored_column_matches"]:
+        m = losses["pca_multiview"]
+        pcas["multiview"] = fit_pca("multiview", keypoints, data["mirrored_column_matches"], m["components_to_keep"], m["epsilon"], m["empirical_epsilon_percentile"])
+    if model_dir is not None:
+        for kind, pca in pcas.items():
+            pca.save(pca_path(model_dir, kind))
+    return pcas
+
+
+def load_model_pcas(model_dir: str | os.PathLike) -> dict[str, PosePCA]:
+    return {kind: PosePCA.load(path) for kind in ("singleview", "multiview") if (path := pca_path(model_dir, kind)).exists()}

@@ -288,13 +288,16 @@ def make_example(
 
         frames = np.sort(label_rng.choice(frames_per_session, labeled_per_session[session], replace=False))
         # Labeled images are decoded video frames, so they carry the same compression as the videos.
+        # Frames n-2..n+2 around each labeled frame n are saved too (unlabeled), as the Lightning
+        # Pose app does, so the context model sees real neighbours.
+        context = np.unique(np.clip(frames[:, None] + np.arange(-2, 3), 0, frames_per_session - 1))
         with open_video(video) as reader:
-            images = reader.read_frames(frames)
-        for frame, image in zip(frames.tolist(), images):
-            image_path = f"labeled-data/session{session}/img{frame:08d}.png"
-            with atomic_path(out_dir / image_path) as tmp:
+            images = dict(zip(context.tolist(), reader.read_frames(context)))
+        for frame, image in images.items():
+            with atomic_path(out_dir / f"labeled-data/session{session}/img{frame:08d}.png") as tmp:
                 Image.fromarray(image).save(tmp)
-            image_paths.append(image_path)
+        for frame in frames.tolist():
+            image_paths.append(f"labeled-data/session{session}/img{frame:08d}.png")
             labels.append(keypoints[frame])
 
     labels = np.round(np.stack(labels), 2)

@@ -1,10 +1,22 @@
 """Metrics computed from saved predictions; one function per formula.
 
-Each per-frame metric is a table with one row per frame and one column per keypoint (NaN where it
-does not apply), plus a ``set`` column for labeled frames.
+Each per-frame metric is a table with one row per frame and one column per keypoint, in pixels
+of the original frame (NaN where it does not apply), plus a ``set`` column for labeled frames.
+Every prediction counts, whatever its likelihood: the metrics describe the predictions as they
+are saved and used downstream (a low-likelihood keypoint is still a coordinate in the CSV).
+
+The second half of this module maps metrics to files, with upstream Lightning Pose's names: the
+metric of ``<dir>/<stem>.csv`` is ``<dir>/<stem>_<metric>.csv`` (``predictions_pixel_error.csv``,
+``video_preds/<video>_temporal_norm.csv``, ``..._pca_singleview_error.csv``,
+``..._pca_multiview_error.csv``). They are computed only from the saved predictions, the labels and
+the model's saved PCA files; nothing is refitted.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,6 +24,7 @@ import pandas as pd
 from .data.labels import Labels
 
 SET_COLUMN = ("set", "", "")
+SETS = ("train", "validation", "test", "unused")
 
 
 def keypoint_array(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -23,15 +36,21 @@ def keypoint_array(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[st
     return values[..., :2], likelihood, names
 
 
+def _per_keypoint(values: np.ndarray, predictions: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """A metric table; labeled predictions pass their set column on."""
+    table = pd.DataFrame(values, index=predictions.index, columns=names)
+    if SET_COLUMN in predictions.columns:
+        table["set"] = predictions[SET_COLUMN].to_numpy()
+    return table
+
+
 def pixel_error(predictions: pd.DataFrame, labels: Labels) -> pd.DataFrame:
-    """Euclidean distance between prediction and label, per labeled frame and keypoint (pixels)."""
+    """Euclidean distance between prediction and label, per labeled frame and keypoint (pixels);
+    NaN where the keypoint is not labeled."""
     pred, _, names = keypoint_array(predictions)
     if names != labels.keypoint_names or list(predictions.index) != labels.image_paths:
         raise ValueError("predictions and labels describe different frames or keypoints")
-    error = pd.DataFrame(np.linalg.norm(pred - labels.keypoints, axis=-1), index=predictions.index, columns=names)
-    if SET_COLUMN in predictions.columns:
-        error["set"] = predictions[SET_COLUMN].to_numpy()
-    return error
+    return _per_keypoint(np.linalg.norm(pred - labels.keypoints, axis=-1), predictions, names)
 
 
 def mean_pose_baseline(labels: Labels, sets: np.ndarray) -> pd.DataFrame:
@@ -44,12 +63,7 @@ def mean_pose_baseline(labels: Labels, sets: np.ndarray) -> pd.DataFrame:
 
 def summarize_pixel_error(error: pd.DataFrame) -> dict[str, float]:
     """Mean pixel error over labeled keypoints, per set: {"validation_pixel_error": ..., ...}."""
-    out = {}
-    for name, rows in error.groupby("set"):
-        values = rows.drop(columns="set").to_numpy(dtype=np.float64)
-        if np.isfinite(values).any():
-            out[f"{name}_pixel_error"] = float(np.nanmean(values))
-    return out
+    return {f"{name}_pixel_error": stats["mean"] for name, stats in stats_by_set(error).items() if stats["n"]}
 
 
 def temporal_norm(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -58,3 +72,86 @@ def temporal_norm(predictions: pd.DataFrame) -> pd.DataFrame:
     jumps = np.full(points.shape[:2], np.nan)
     jumps[1:] = np.linalg.norm(np.diff(points, axis=0), axis=-1)
     return pd.DataFrame(jumps, index=predictions.index, columns=names)
+
+
+def pca_error(predictions: pd.DataFrame, pca) -> pd.DataFrame:
+    """Distance between each predicted keypoint and its reconstruction by the model's Pose PCA
+    (:class:`~lightning_pose_lib.pca.PosePCA`, pixels). Single-view: how far the pose is from the
+    plausible poses of the labels. Multiview (mirrored columns): how far the views of each body
+    part disagree with one 3D point, i.e. the multiview consistency error. NaN for keypoints the
+    PCA does not cover."""
+    points, _, names = keypoint_array(predictions)
+    if pca.groups.max() >= len(names):
+        raise ValueError(f"the {pca.kind} PCA uses keypoint {int(pca.groups.max())} but the predictions have {len(names)} keypoints")
+    return _per_keypoint(pca.reconstruction_error(points), predictions, names)
+
+
+def multiview_pca_error(view_tables: Sequence[pd.DataFrame], pca) -> list[pd.DataFrame]:
+    """Multiview consistency error when each view has its own table (one CSV / video per view,
+    equal frame counts). The views' keypoints are laid side by side, view 0's first, as in one
+    mirrored table, so ``pca.groups`` index that layout (view v's keypoint k is v * K + k). Returns
+    one error table per view."""
+    if len(view_tables) < 2:
+        raise ValueError("multiview_pca_error needs at least two views")
+    first = view_tables[0]
+    for v, table in enumerate(view_tables[1:], start=1):
+        if len(table) != len(first) or not np.array_equal(np.asarray(table.index), np.asarray(first.index)):
+            raise ValueError(f"view {v} has {len(table)} frames, view 0 has {len(first)}: views must describe the same frames")
+    arrays = [keypoint_array(table) for table in view_tables]
+    points = np.concatenate([a[0] for a in arrays], axis=1)
+    names = [f"{v}:{name}" for v, a in enumerate(arrays) for name in a[2]]
+    if pca.groups.max() >= len(names):
+        raise ValueError(f"the multiview PCA uses keypoint {int(pca.groups.max())} but the views have {len(names)} keypoints together")
+    errors = pca.reconstruction_error(points)
+    out, start = [], 0
+    for table, (_, _, view_names) in zip(view_tables, arrays):
+        out.append(_per_keypoint(errors[:, start : start + len(view_names)], table, view_names))
+        start += len(view_names)
+    return out
+
+
+def stats(values) -> dict[str, float]:
+    """Mean, median, standard deviation and count of the finite values (NaN when there are none)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return {"mean": np.nan, "median": np.nan, "std": np.nan, "n": 0}
+    return {"mean": float(values.mean()), "median": float(np.median(values)), "std": float(values.std()), "n": int(len(values))}
+
+
+def stats_by_set(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """:func:`stats` of a labeled metric table, per set present."""
+    values = table.drop(columns="set")
+    return {name: stats(values[table["set"] == name].to_numpy()) for name in SETS if (table["set"] == name).any()}
+
+
+# --- Metric files -------------------------------------------------------------------------------
+
+LABELED_METRICS = ("pixel_error", "pca_singleview_error", "pca_multiview_error")
+VIDEO_METRICS = ("temporal_norm", "pca_singleview_error", "pca_multiview_error")
+METRIC_SUFFIXES = tuple(f"_{m}.csv" for m in ("pixel_error", "temporal_norm", "pca_singleview_error", "pca_multiview_error"))
+
+
+def metric_path(predictions_path: str | os.PathLike, metric: str) -> Path:
+    """Where the metric of a predictions file lives: next to it, ``<stem>_<metric>.csv``."""
+    path = Path(predictions_path)
+    return path.with_name(f"{path.stem}_{metric}.csv")
+
+
+def is_metric_file(path: str | os.PathLike) -> bool:
+    return Path(path).name.endswith(METRIC_SUFFIXES)
+
+
+def metrics_for(cfg: dict, labeled: bool) -> list[str]:
+    """The metrics a model config asks for, on labeled frames or on a video."""
+    data = cfg["data"]
+    names = ["pixel_error"] if labeled else ["temporal_norm"]
+    if data["columns_for_singleview_pca"]:
+        names.append("pca_singleview_error")
+    if data["mirrored_column_matches"]:
+        names.append("pca_multiview_error")
+    return names
+
+
+def read_metric(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path, index_col=0)

@@ -14,6 +14,7 @@ Model folder layout::
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -25,11 +26,14 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
-from torch.utils.data import DataLoader
+from pytorch_lightning.utilities import CombinedLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from . import config as config_lib
 from .data.labeled import LabeledFrames
-from .dataset import load_dataset
+from .data.unlabeled import UnlabeledClips, list_videos
+from .dataset import load_dataset, resolve
+from .errors import InputError
 from .io import atomic_path, write_text_atomic
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
@@ -50,22 +54,15 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     train_cfg = cfg["training"]
     pl.seed_everything(train_cfg["rng_seed_model_pt"], workers=True, verbose=False)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
-    train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"))
-    val_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("validation"))
-    workers = num_workers(train_cfg)
-    generator = torch.Generator().manual_seed(train_cfg["rng_seed_model_pt"])
-    train_loader = DataLoader(
-        train_set,
-        batch_size=min(train_cfg["train_batch_size"], len(train_set)),
-        shuffle=True,
-        drop_last=len(train_set) > train_cfg["train_batch_size"],  # BatchNorm dislikes a batch of one
-        num_workers=workers,
-        generator=generator,
-        persistent_workers=workers > 0,
-    )
+    context = cfg["model"]["do_context"]
+    train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"), context=context)
+    val_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("validation"), context=context)
+    pcas = _fit_pcas(cfg, dataset, model_dir)
+    train_loader = _train_loader(cfg, dataset, train_set, size_hw)
     val_loader = DataLoader(val_set, batch_size=train_cfg["val_batch_size"], num_workers=0)
 
     model = PoseModel(cfg, dataset.labels.num_keypoints, dataset.labels.keypoint_names)
+    model.use_unsupervised_losses(pcas)
     if cfg["model"]["checkpoint"]:
         state = torch.load(cfg["model"]["checkpoint"], map_location="cpu", weights_only=False)
         model.load_state_dict(state.get("state_dict", state))
@@ -85,7 +82,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         max_epochs=train_cfg["max_epochs"],
         limit_train_batches=train_cfg["limit_train_batches"] or 1.0,
         check_val_every_n_epoch=train_cfg["check_val_every_n_epoch"],
-        log_every_n_steps=min(train_cfg["log_every_n_steps"], max(1, len(train_loader))),
+        log_every_n_steps=min(train_cfg["log_every_n_steps"], max(1, len(train_set) // train_cfg["train_batch_size"])),
         deterministic="warn",
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -107,6 +104,47 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     metrics = summarize_pixel_error(pixel_error(table, dataset.labels))
     _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch)
     return metrics
+
+
+def _fit_pcas(cfg: dict, dataset, model_dir: Path) -> dict:
+    """Fit (and save with the model) the Pose PCAs the config describes, on the training labels in
+    original-frame pixels. A PCA only needed for metrics may fail to fit (too few labels) with a
+    warning; one that a loss needs stops training with the reason."""
+    from .pca import fit_model_pcas
+
+    try:
+        return fit_model_pcas(cfg, dataset.labels.keypoints[dataset.rows("train")], model_dir)
+    except ValueError as err:
+        if any(name.startswith("pca_") for name in cfg["model"]["losses_to_use"]):
+            raise InputError(dataset.csv_path, str(err)) from None
+        warnings.warn(f"no Pose PCA for metrics: {err}")
+        return {}
+
+
+def _train_loader(cfg: dict, dataset, train_set, size_hw):
+    """Labeled batches; for semi-supervised models combined with one unlabeled clip per step."""
+    train_cfg = cfg["training"]
+    batch_size = min(train_cfg["train_batch_size"], len(train_set))
+    generator = torch.Generator().manual_seed(train_cfg["rng_seed_model_pt"])
+    workers = num_workers(train_cfg)
+    if not cfg["model"]["losses_to_use"]:
+        return DataLoader(
+            train_set, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers, persistent_workers=workers > 0,
+            drop_last=len(train_set) > batch_size,  # BatchNorm dislikes a batch of one
+        )
+    # As upstream: at least 10 steps per epoch, so small labeled sets still see enough video.
+    steps = max(10, math.ceil(len(train_set) / batch_size))
+    sampler = RandomSampler(train_set, num_samples=steps * batch_size, generator=generator)
+    labeled = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers, persistent_workers=workers > 0)
+    video_dir = resolve(dataset.data_dir, cfg["data"]["video_dir"])
+    if video_dir is None:
+        raise InputError("config", f"model.losses_to_use={cfg['model']['losses_to_use']} needs data.video_dir")
+    dali = cfg["dali"]
+    length = dali["context"]["train"]["batch_size"] if cfg["model"]["do_context"] else dali["base"]["train"]["sequence_length"]
+    clips = UnlabeledClips(list_videos(video_dir), length, size_hw, seed=dali["general"]["seed"] + train_cfg["rng_seed_model_pt"], backend=dali["backend"])
+    # One worker decodes the next clip while the model trains on this one.
+    unlabeled = DataLoader(clips, batch_size=1, num_workers=1, persistent_workers=True)
+    return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
 
 def num_workers(train_cfg: dict) -> int:

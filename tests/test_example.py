@@ -157,7 +157,13 @@ def test_script(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data/videos/session0.mp4").is_file()
-    assert len(list((tmp_path / "data/labeled-data/session0").glob("*.png"))) == 3
+    labeled = pd.read_csv(tmp_path / "data/CollectedData.csv", header=[0, 1, 2], index_col=0).index
+    assert len(labeled) == 3
+    # each labeled frame n comes with its context frames n-2..n+2 (clipped to the video)
+    numbers = {int(p.stem[3:]) for p in (tmp_path / "data/labeled-data/session0").glob("*.png")}
+    for path in labeled:
+        n = int(Path(path).stem[3:])
+        assert {max(0, min(11, n + k)) for k in range(-2, 3)} <= numbers
 
     too_many = subprocess.run([*script, "--frames", "12", "--labeled", "100"], env=env, capture_output=True, text=True)
     assert too_many.returncode == 2 and "n_labeled" in too_many.stderr

@@ -1,11 +1,13 @@
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.losses import LOSSES, build_loss
 from lightning_pose_lib.models.backbones import BACKBONES, create_backbone, list_backbones, load_pretrained
+from lightning_pose_lib.pca import fit_pca
 from lightning_pose_lib.models.pose_model import BackboneWarmup, PoseModel, StepSchedule
 
 
@@ -48,9 +50,18 @@ def test_resnet_matches_torchvision_when_available():
             assert torch.allclose(ours(x), trunk(x), atol=1e-5)
 
 
+def _line_pca():
+    # Poses of 2 keypoints where keypoint 1 = keypoint 0 + (10, 2): one component (along x and y of both).
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 50, (40, 1, 2))
+    return fit_pca("singleview", np.concatenate([base, base + [10.0, 2.0]], axis=1), [[0, 1]], components_to_keep=2, epsilon=1.0)
+
+
+NAN = float("nan")
 HAND = {
-    # name: (inputs, expected) computed by hand
+    # name: (constructor params, inputs, expected), computed by hand
     "heatmap_mse": (
+        {},
         {
             "heatmaps": torch.tensor([[[[0.5, 0.5]], [[1.0, 0.0]]]]),
             "target_heatmaps": torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]]),  # second keypoint unlabeled
@@ -58,20 +69,44 @@ HAND = {
         0.5,  # (0.5^2 + 0.5^2) summed over pixels, averaged over the one labeled map
     ),
     "regression_mse": (
+        {},
         {
             "normalized_keypoints": torch.tensor([[[0.1, 0.2], [0.5, 0.5]]]),
-            "target_normalized_keypoints": torch.tensor([[[0.4, 0.6], [float("nan"), float("nan")]]]),
+            "target_normalized_keypoints": torch.tensor([[[0.4, 0.6], [NAN, NAN]]]),
         },
         0.25,  # 0.3^2 + 0.4^2, the NaN keypoint skipped
     ),
+    "temporal": (
+        {"epsilon": 1.0, "prob_threshold": 0.5},
+        {
+            # one clip, 3 frames, 2 keypoints; keypoint 0 jumps 5 px then 0.5 px; keypoint 1 jumps 3 px
+            # into a frame where it is not confident (likelihood 0.1), then 4 px out of it
+            "keypoints": torch.tensor([[[[0.0, 0.0], [0.0, 0.0]], [[3.0, 4.0], [3.0, 0.0]], [[3.0, 4.5], [7.0, 0.0]]]]),
+            "likelihood": torch.tensor([[[0.9, 0.9], [0.9, 0.1], [0.9, 0.9]]]),
+        },
+        (4.0 + 0.0 + 0.0 + 0.0) / 4,  # ReLU(5 - 1), ReLU(0.5 - 1); both pairs of keypoint 1 masked
+    ),
+    "pca_singleview": (
+        {"pca": "line"},
+        {"keypoints": torch.tensor([[[[0.0, 0.0], [10.0, 2.0]], [[0.0, 0.0], [10.0, 5.0]]]], dtype=torch.float64)},
+        None,  # computed in the test from the PCA
+    ),
 }
+HAND["pca_multiview"] = HAND["pca_singleview"]
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_every_loss_matches_a_hand_computation(name):
     assert name in HAND, f"add a hand computation for loss {name!r}"
-    inputs, expected = HAND[name]
-    assert torch.isclose(build_loss(name)(inputs), torch.tensor(expected))
+    params, inputs, expected = HAND[name]
+    if params.get("pca") == "line":
+        pca = _line_pca()
+        params = {"pca": pca}
+        # Frame 0 lies on the model (error 0). In frame 1 keypoint 1 is 3 px too low: with 2
+        # components (the x and y translations), the residual splits evenly: 1.5 px per keypoint.
+        assert np.allclose(pca.reconstruction_error(inputs["keypoints"][0].numpy()), [[0, 0], [1.5, 1.5]], atol=1e-6)
+        expected = (0 + 0 + 0.5 + 0.5) / 4  # ReLU(error - epsilon 1.0), mean over 4 entries
+    assert torch.isclose(build_loss(name, **params)(inputs).double(), torch.tensor(expected, dtype=torch.float64))
 
 
 def tiny_cfg(**overrides):

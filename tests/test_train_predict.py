@@ -132,3 +132,53 @@ def test_mirror_mouse_train_and_predict(mirror_mouse, tmp_path):
     assert len(table) == 994
     assert table.columns.get_level_values("bodyparts").unique().size == 17
     assert not np.isnan(table.to_numpy()).any()
+
+
+SEMI = {
+    "data.video_dir": "videos",
+    "data.mirrored_column_matches": "[[0,1,2,3,4,5],[6,7,8,9,10,11]]",
+    "data.columns_for_singleview_pca": "[0,1,2,3,4,5]",
+    "dali.base.train.sequence_length": 8,
+    "dali.context.train.batch_size": 8,
+    "callbacks.anneal_weight.freeze_until_epoch": 0,
+    "training.max_epochs": 1,
+}
+
+
+def logged_scalars(model_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((model_dir / "tb_logs").rglob("events.out.tfevents.*"))))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+def test_semi_supervised_training_logs_every_selected_loss(example_dir, tmp_path):
+    losses = ["temporal", "pca_singleview", "pca_multiview"]
+    cfg = load_config(overrides=tiny_overrides(example_dir, **SEMI, **{"model.losses_to_use": f"[{','.join(losses)}]"}))
+    train(cfg, tmp_path)
+    tags = logged_scalars(tmp_path)
+    for name in losses:
+        assert {f"train_{name}_loss", f"train_{name}_loss_weighted"} <= tags
+    assert {"train_heatmap_mse_loss", "unsupervised_importance", "val_pixel_error"} <= tags
+    assert (tmp_path / "pca_singleview.npz").exists() and (tmp_path / "pca_multiview.npz").exists()
+
+
+def test_context_model_predicts_every_frame_whatever_the_batch_size(example_dir, tmp_path):
+    overrides = {**SEMI, "model.model_type": "heatmap_mhcrnn", "model.do_context": "true", "model.losses_to_use": "[temporal]"}
+    cfg = load_config(overrides=tiny_overrides(example_dir, **overrides))
+    train(cfg, tmp_path / "m")
+    assert "train_temporal_loss" in logged_scalars(tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    video = example_dir / "videos" / "session0.mp4"
+    tables = [predict_video(model, video, tmp_path / f"b{b}.csv", batch_size=b, progress=False) for b in (7, 64)]
+    assert len(tables[0]) == len(tables[1]) == 60
+    np.testing.assert_allclose(tables[0].to_numpy(), tables[1].to_numpy(), atol=1e-3)
+    static = read_pose_table(tmp_path / "heads" / "b64_static.csv")
+    context = read_pose_table(tmp_path / "heads" / "b64_context.csv")
+    assert len(static) == len(context) == 60
+    # each keypoint took the more confident head
+    best = np.maximum(static.xs("likelihood", axis=1, level="coords").to_numpy(), context.xs("likelihood", axis=1, level="coords").to_numpy())
+    np.testing.assert_allclose(tables[1].xs("likelihood", axis=1, level="coords").to_numpy(), best, atol=1e-4)
+    labeled = read_pose_table(tmp_path / "m" / "predictions.csv")
+    assert len(labeled) == 40 and not np.isnan(labeled.drop(columns=[("set", "", "")]).to_numpy(dtype=float)).any()

@@ -33,12 +33,24 @@ class Augmentation(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 3, H, W), or (B, T, 3, H, W) context frames that all get the same transform."""
         if self.pipeline is None:
             return images, keypoints
         h, w = images.shape[-2:]
         missing = torch.isnan(keypoints).any(-1)
         # kornia cannot carry NaN through its matrices; park missing points and restore NaN after.
-        images, moved = self.pipeline(images, torch.nan_to_num(keypoints, nan=0.0))
+        parked = torch.nan_to_num(keypoints, nan=0.0)
+        if images.ndim == 5:
+            params = self.pipeline.forward_parameters(images[:, 0].shape)
+            frames = []
+            for t in range(images.shape[1]):
+                frame, points = self.pipeline(images[:, t], parked, params=params)
+                frames.append(frame)
+                if t == images.shape[1] // 2:
+                    moved = points
+            images = torch.stack(frames, dim=1)
+        else:
+            images, moved = self.pipeline(images, parked)
         moved = moved.clone()
         outside = (moved[..., 0] < -0.5) | (moved[..., 0] > w - 0.5) | (moved[..., 1] < -0.5) | (moved[..., 1] > h - 0.5)
         moved[missing | outside] = float("nan")

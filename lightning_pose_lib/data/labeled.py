@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +16,23 @@ from .transforms import rescale_points, to_model_input
 
 
 class LabeledFrames(Dataset):
-    """Items: ``image`` float (3, h, w) in [0, 1]; ``keypoints`` (K, 2) model-input pixels (NaN =
-    unlabeled); ``index`` (row of the label CSV); ``orig_hw`` (height, width of the original image)."""
+    """Items: ``image`` float (3, h, w) in [0, 1], or (5, 3, h, w) frames t-2..t+2 with
+    ``context=True``; ``keypoints`` (K, 2) model-input pixels (NaN = unlabeled); ``index`` (row of
+    the label CSV); ``orig_hw`` (height, width of the original image)."""
 
-    def __init__(self, labels: Labels, data_dir: str | os.PathLike, size_hw: tuple[int, int], rows=None):
+    def __init__(self, labels: Labels, data_dir: str | os.PathLike, size_hw: tuple[int, int], rows=None, context: bool = False):
         self.rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
         self.size_hw = tuple(size_hw)
         images, sizes = [], []
         for row in self.rows:
-            frame = read_image(Path(data_dir) / labels.image_paths[row])
+            path = Path(data_dir) / labels.image_paths[row]
+            frame = read_image(path)
             sizes.append(frame.shape[:2])
-            images.append(to_model_input(frame[None], self.size_hw).mul_(255).round_().to(torch.uint8)[0])
-        self.images = torch.stack(images) if images else torch.empty(0, 3, *self.size_hw, dtype=torch.uint8)
+            frames = [frame if p == path else read_image(p) for p in context_paths(path)] if context else [frame]
+            resized = to_model_input(np.stack(frames), self.size_hw).mul_(255).round_().to(torch.uint8)
+            images.append(resized if context else resized[0])
+        empty_shape = (0, 5, 3, *self.size_hw) if context else (0, 3, *self.size_hw)
+        self.images = torch.stack(images) if images else torch.empty(empty_shape, dtype=torch.uint8)
         self.orig_hw = torch.tensor(sizes, dtype=torch.float32).reshape(-1, 2)
         points = torch.from_numpy(labels.keypoints[self.rows]).float()
         self.keypoints = torch.stack([rescale_points(p, tuple(hw.tolist()), self.size_hw) for p, hw in zip(points, self.orig_hw)]) if len(points) else points
@@ -41,3 +47,19 @@ class LabeledFrames(Dataset):
             "index": torch.tensor(self.rows[i]),
             "orig_hw": self.orig_hw[i],
         }
+
+
+def context_paths(path: Path, radius: int = 2) -> list[Path]:
+    """Image files of frames n-2..n+2 for a labeled frame whose file name holds its frame number n
+    (the first run of digits, zero padding kept, as upstream Lightning Pose). A neighbour that
+    does not exist, or lies before frame 0, is replaced by the labeled frame itself."""
+    match = re.search(r"\d+", path.stem)
+    if match is None:
+        return [path] * (2 * radius + 1)
+    digits = match.group()
+    out = []
+    for offset in range(-radius, radius + 1):
+        n = int(digits) + offset
+        neighbour = path.with_name(path.stem[: match.start()] + str(n).zfill(len(digits)) + path.stem[match.end():] + path.suffix)
+        out.append(neighbour if n >= 0 and neighbour.exists() else path)
+    return out

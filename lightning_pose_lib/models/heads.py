@@ -39,3 +39,34 @@ class RegressionHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features.mean(dim=(-2, -1))).view(-1, self.num_keypoints, 2)
+
+
+class ContextHead(nn.Module):
+    """Temporal context head of ``heatmap_mhcrnn``: frames t-2..t+2 -> heatmap logits for frame t.
+
+    Each frame's features are upsampled to per-keypoint maps (a :class:`HeatmapHead`); a forward and
+    a backward recurrence over the five frames then mix them, each step adding the frame's maps to a
+    per-keypoint (grouped) convolution of the running state; the result is the mean of both
+    directions (upstream Lightning Pose's UpsamplingCRNN, with 3x3 grouped mixing).
+    """
+
+    def __init__(self, in_channels: int, num_keypoints: int):
+        super().__init__()
+        self.upsample = HeatmapHead(in_channels, num_keypoints)
+        self.forward_mix = nn.Conv2d(num_keypoints, num_keypoints, 3, padding=1, groups=num_keypoints)
+        self.backward_mix = nn.Conv2d(num_keypoints, num_keypoints, 3, padding=1, groups=num_keypoints)
+        for conv in (self.forward_mix, self.backward_mix):
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        b, t = features.shape[:2]
+        maps = self.upsample(features.flatten(0, 1))
+        maps = maps.view(b, t, *maps.shape[1:])
+        state_f = maps[:, 0]
+        for i in range(1, t):
+            state_f = maps[:, i] + self.forward_mix(state_f)
+        state_b = maps[:, t - 1]
+        for i in range(t - 2, -1, -1):
+            state_b = maps[:, i] + self.backward_mix(state_b)
+        return (state_f + state_b) / 2

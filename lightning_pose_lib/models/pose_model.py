@@ -1,8 +1,13 @@
-"""The Lightning module: backbone + head, its losses, optimiser and schedule.
+"""The Lightning module: backbone + head(s), losses, optimiser and schedule.
 
-Inputs are float images (B, 3, H, W) in [0, 1] at the model size; ImageNet normalisation happens
-here. Keypoints come out in model-input pixels; callers map them to original frames with
+Inputs are float images in [0, 1] at the model size, (B, 3, H, W), or (B, 5, 3, H, W) frames
+t-2..t+2 for the context model; ImageNet normalisation happens here. Keypoints come out in
+model-input pixels; callers map them to original frames with
 :func:`~lightning_pose_lib.data.transforms.rescale_points`.
+
+Training steps take a labeled batch, or ``{"labeled": ..., "unlabeled": ...}`` for semi-supervised
+models, whose unsupervised losses (``model.losses_to_use``) act on the predictions for unlabeled
+clips in original-frame pixels, weighted by ``1 / (2 exp(log_weight))`` and annealed in over epochs.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from torch import nn
 from ..data.augment import Augmentation
 from ..data.heatmaps import heatmaps_to_keypoints, make_heatmaps, spatial_softmax
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_points
-from ..losses import build_loss
+from ..errors import InputError
+from ..losses import build_loss, weight_from_log_weight
 from .backbones import create_backbone
-from .heads import HeatmapHead, RegressionHead
+from .heads import ContextHead, HeatmapHead, RegressionHead
 
 HEATMAP_STRIDE = 4
+CONTEXT = 2  # frames on each side of the centre frame for heatmap_mhcrnn
 
 
 class PoseModel(pl.LightningModule):
@@ -31,6 +38,7 @@ class PoseModel(pl.LightningModule):
         self.num_keypoints = num_keypoints
         model_cfg = cfg["model"]
         self.model_type = model_cfg["model_type"]
+        self.is_context = self.model_type == "heatmap_mhcrnn"
         dims = cfg["data"]["image_resize_dims"]
         self.input_hw = (dims["height"], dims["width"])
         self.heatmap_hw = (dims["height"] // HEATMAP_STRIDE, dims["width"] // HEATMAP_STRIDE)
@@ -41,23 +49,74 @@ class PoseModel(pl.LightningModule):
         else:
             self.head = HeatmapHead(self.backbone.out_channels, num_keypoints)
             self.supervised_loss = build_loss(f"heatmap_{model_cfg['heatmap_loss_type']}")
+        if self.is_context:
+            self.context_head = ContextHead(self.backbone.out_channels, num_keypoints)
         self.augment = Augmentation(cfg["training"]["imgaug"])
+        self.unsupervised = nn.ModuleDict()  # filled by use_unsupervised_losses() for training
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    def use_unsupervised_losses(self, pcas: dict) -> None:
+        """Build the losses of ``model.losses_to_use``; ``pcas`` are the fitted Pose PCAs by kind."""
+        settings = self.cfg["losses"]
+        for name in self.cfg["model"]["losses_to_use"]:
+            params = dict(settings[name])
+            if name.startswith("pca_"):
+                kind = name.removeprefix("pca_")
+                if kind not in pcas:
+                    key = "columns_for_singleview_pca" if kind == "singleview" else "mirrored_column_matches"
+                    raise InputError("config", f"loss {name} needs data.{key}")
+                params["pca"] = pcas[kind]
+            self.unsupervised[name] = build_loss(name, **params)
+
     # ----- inference -------------------------------------------------------------------------
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Images in [0, 1] -> {"keypoints" (B, K, 2) model-input pixels, "likelihood" (B, K), ...}."""
-        features = self.backbone((images - self.mean) / self.std)
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features of any leading shape (..., 3, H, W) -> (..., C, H/32, W/32)."""
+        lead = images.shape[:-3]
+        out = self.backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
+        return out.view(*lead, *out.shape[1:])
+
+    def _keypoints(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        heatmaps = spatial_softmax(logits)
+        points, likelihood = heatmaps_to_keypoints(heatmaps)
+        return {"heatmaps": heatmaps, "keypoints": rescale_points(points, self.heatmap_hw, self.input_hw), "likelihood": likelihood}
+
+    def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features (B, C, h, w), or (B, 5, C, h, w) for the context model -> predictions."""
         if self.model_type == "regression":
             normalized = self.head(features).float()
             size = normalized.new_tensor([self.input_hw[1], self.input_hw[0]])
             keypoints = normalized * size - 0.5
             return {"normalized_keypoints": normalized, "keypoints": keypoints, "likelihood": torch.ones_like(keypoints[..., 0])}
-        heatmaps = spatial_softmax(self.head(features))
-        points, likelihood = heatmaps_to_keypoints(heatmaps)
-        keypoints = rescale_points(points, self.heatmap_hw, self.input_hw)
-        return {"heatmaps": heatmaps, "keypoints": keypoints, "likelihood": likelihood}
+        if not self.is_context:
+            return self._keypoints(self.head(features))
+        static = self._keypoints(self.head(features[:, CONTEXT]))
+        context = self._keypoints(self.context_head(features))
+        # Each keypoint takes the more confident head.
+        use_context = context["likelihood"] > static["likelihood"]
+        return {
+            "heatmaps": static["heatmaps"],
+            "context_heatmaps": context["heatmaps"],
+            "static_keypoints": static["keypoints"],
+            "static_likelihood": static["likelihood"],
+            "context_keypoints": context["keypoints"],
+            "context_likelihood": context["likelihood"],
+            "keypoints": torch.where(use_context[..., None], context["keypoints"], static["keypoints"]),
+            "likelihood": torch.maximum(context["likelihood"], static["likelihood"]),
+        }
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Images in [0, 1] -> {"keypoints" (B, K, 2) model-input pixels, "likelihood" (B, K), ...}."""
+        return self.heads(self.features(images))
+
+    def forward_sequence(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Consecutive frames (T, 3, H, W) -> predictions for each frame; the backbone runs once per
+        frame. For the context model the output covers frames 2..T-3 (those with full context)."""
+        features = self.features(frames)
+        if not self.is_context:
+            return self.heads(features)
+        windows = torch.stack([features[i : len(features) - 2 * CONTEXT + i] for i in range(2 * CONTEXT + 1)], dim=1)
+        return self.heads(windows)
 
     # ----- training --------------------------------------------------------------------------
     def _supervised(self, batch: dict, stage: str, augment: bool) -> tuple[torch.Tensor, dict]:
@@ -68,16 +127,51 @@ class PoseModel(pl.LightningModule):
         if self.model_type == "regression":
             size = keypoints.new_tensor([self.input_hw[1], self.input_hw[0]])
             out["target_normalized_keypoints"] = (keypoints + 0.5) / size
+            loss = self.supervised_loss(out)
         else:
-            points = rescale_points(keypoints, self.input_hw, self.heatmap_hw)
-            out["target_heatmaps"] = make_heatmaps(points, self.heatmap_hw)
-        loss = self.supervised_loss(out)
+            targets = make_heatmaps(rescale_points(keypoints, self.input_hw, self.heatmap_hw), self.heatmap_hw)
+            loss = self.supervised_loss({"heatmaps": out["heatmaps"], "target_heatmaps": targets})
+            if self.is_context:  # both heads learn from the labels, equally
+                context_loss = self.supervised_loss({"heatmaps": out["context_heatmaps"], "target_heatmaps": targets})
+                loss = (loss + context_loss) / 2
         self.log(f"{stage}_{self.supervised_loss.name}_loss", loss, batch_size=len(images), prog_bar=stage == "val")
         return loss, {**out, "target_keypoints": keypoints}
 
+    def unsupervised_importance(self) -> float:
+        """Annealing factor of the unsupervised losses at the current epoch (0 until
+        ``freeze_until_epoch``, then growing linearly to ``final_val``); a pure function of the
+        epoch, so a resumed run continues the same schedule."""
+        a = self.cfg["callbacks"]["anneal_weight"]
+        if self.current_epoch < a["freeze_until_epoch"]:
+            return 0.0
+        return min(a["init_val"] + (self.current_epoch - a["freeze_until_epoch"]) * a["increase_factor"], a["final_val"])
+
+    def _unsupervised(self, clips: dict) -> torch.Tensor:
+        frames = clips["frames"].float().div_(255.0)  # (C, T, 3, H, W)
+        outs = [self.forward_sequence(clip) for clip in frames]
+        importance = self.unsupervised_importance()
+        self.log("unsupervised_importance", importance, batch_size=len(frames))
+        heads = ("static_", "context_") if self.is_context else ("",)
+        total = frames.new_zeros(())
+        for name, loss_fn in self.unsupervised.items():
+            values = []
+            for prefix in heads:
+                keypoints = torch.stack([rescale_points(o[f"{prefix}keypoints"], self.input_hw, tuple(hw.tolist())) for o, hw in zip(outs, clips["orig_hw"])])
+                likelihood = torch.stack([o[f"{prefix}likelihood"] for o in outs])
+                values.append(loss_fn({"keypoints": keypoints, "likelihood": likelihood}))
+            value = torch.stack(values).mean()
+            weight = weight_from_log_weight(self.cfg["losses"][name]["log_weight"])
+            self.log(f"train_{name}_loss", value, batch_size=len(frames))
+            self.log(f"train_{name}_loss_weighted", importance * weight * value, batch_size=len(frames))
+            total = total + importance * weight * value
+        return total
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._supervised(batch, "train", augment=True)
-        self.log("train_total_loss", loss, batch_size=len(batch["image"]))
+        labeled = batch["labeled"] if "labeled" in batch else batch
+        loss, _ = self._supervised(labeled, "train", augment=True)
+        if "unlabeled" in batch and len(self.unsupervised):
+            loss = loss + self._unsupervised(batch["unlabeled"])
+        self.log("train_total_loss", loss, batch_size=len(labeled["image"]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -1,0 +1,70 @@
+"""Unlabeled video clips for the unsupervised losses.
+
+An endless, seeded stream of clips of ``length`` consecutive frames drawn at random from all videos
+of a dataset (each video in proportion to its frame count), resized to the model size. Frames are
+decoded through the video reader contract, so the same code serves every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..errors import InputError
+from ..video import open_video, probe_video
+from .transforms import to_model_input
+
+
+class UnlabeledClips(IterableDataset):
+    """Items: ``frames`` uint8 (L, 3, h, w) at the model size, ``frame_indices`` (L,), ``video``
+    (index into ``videos``) and ``orig_hw`` (height, width of the video)."""
+
+    def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, backend: str = "auto"):
+        if not videos:
+            raise InputError(None, "the unsupervised losses need unlabeled videos, but data.video_dir has none")
+        self.videos = [os.fspath(v) for v in videos]
+        self.infos = [probe_video(v) for v in self.videos]
+        short = [i.path for i in self.infos if i.num_frames < length]
+        if len(short) == len(self.infos):
+            raise InputError(short[0], f"every unlabeled video is shorter than a clip ({length} frames); lower dali.base.train.sequence_length")
+        self.length, self.size_hw, self.seed, self.backend = length, tuple(size_hw), seed, backend
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = get_worker_info()
+        rng = np.random.default_rng([self.seed, worker.id if worker else 0])
+        starts = np.array([max(0, i.num_frames - self.length + 1) for i in self.infos], dtype=np.float64)
+        weights = starts / starts.sum()
+        readers = {}
+        try:
+            while True:
+                v = int(rng.choice(len(self.videos), p=weights))
+                start = int(rng.integers(0, starts[v]))
+                indices = np.arange(start, start + self.length)
+                if v not in readers:
+                    readers[v] = open_video(self.videos[v], backend=self.backend)
+                frames = readers[v].read_frames(indices)
+                resized = to_model_input(frames, self.size_hw).mul_(255).round_().to(torch.uint8)
+                info = self.infos[v]
+                yield {
+                    "frames": resized,
+                    "frame_indices": torch.from_numpy(indices),
+                    "video": torch.tensor(v),
+                    "orig_hw": torch.tensor([info.height, info.width], dtype=torch.float32),
+                }
+        finally:
+            for reader in readers.values():
+                reader.close()
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
+def list_videos(folder: str | os.PathLike) -> list[str]:
+    """Video files directly inside ``folder``, sorted."""
+    if not os.path.isdir(folder):
+        raise InputError(folder, "video folder not found (data.video_dir)")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_SUFFIXES) and not f.startswith("."))

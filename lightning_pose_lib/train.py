@@ -30,8 +30,9 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, RandomSampler
 
 from . import config as config_lib
+from .callbacks import ResumableTraining, resume_checkpoint
 from .data.labeled import LabeledFrames
-from .data.unlabeled import UnlabeledClips, list_videos
+from .data.unlabeled import list_videos, unlabeled_loader
 from .dataset import load_dataset, resolve
 from .errors import InputError
 from .io import atomic_path, write_text_atomic
@@ -74,7 +75,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     trainer = pl.Trainer(
         default_root_dir=model_dir,
         logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
-        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch")],
+        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), ResumableTraining()],
         accelerator=_accelerator(train_cfg),
         devices=_devices(train_cfg),
         precision=train_cfg["precision"] if torch.cuda.is_available() else "32-true",
@@ -91,7 +92,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")
-        trainer.fit(model, train_loader, val_loader, ckpt_path=resume if resume.exists() else None)
+        trainer.fit(model, train_loader, val_loader, ckpt_path=resume_checkpoint(resume, cfg))
     if not (ckpt_dir / "best.ckpt").exists():  # no validation ran (very short runs): last is best
         shutil.copyfile(resume, ckpt_dir / "best.ckpt")
 
@@ -141,9 +142,8 @@ def _train_loader(cfg: dict, dataset, train_set, size_hw):
         raise InputError("config", f"model.losses_to_use={cfg['model']['losses_to_use']} needs data.video_dir")
     dali = cfg["dali"]
     length = dali["context"]["train"]["batch_size"] if cfg["model"]["do_context"] else dali["base"]["train"]["sequence_length"]
-    clips = UnlabeledClips(list_videos(video_dir), length, size_hw, seed=dali["general"]["seed"] + train_cfg["rng_seed_model_pt"], backend=dali["backend"])
-    # One worker decodes the next clip while the model trains on this one.
-    unlabeled = DataLoader(clips, batch_size=1, num_workers=1, persistent_workers=True)
+    seed = dali["general"]["seed"] + train_cfg["rng_seed_model_pt"]
+    unlabeled = unlabeled_loader(list_videos(video_dir), length, size_hw, seed, backend=dali["backend"])
     return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
 

@@ -68,3 +68,36 @@ def list_videos(folder: str | os.PathLike) -> list[str]:
     if not os.path.isdir(folder):
         raise InputError(folder, "video folder not found (data.video_dir)")
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_SUFFIXES) and not f.startswith("."))
+
+
+class DaliUnlabeledClips:
+    """The same items as :class:`UnlabeledClips` (batched by one), decoded by DALI on the GPU and
+    resized there: the GPU path of the unlabeled data, iterated in the training process."""
+
+    def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int):
+        from ..video.dali_backend import DaliClips
+
+        self.clips = DaliClips(videos, length, seed)
+        self.size_hw = tuple(size_hw)
+
+    def __iter__(self):
+        for frames, indices in self.clips:
+            resized = to_model_input(frames, self.size_hw, frames.device).mul_(255).round_().to(torch.uint8)
+            yield {
+                "frames": resized[None],
+                "frame_indices": torch.from_numpy(indices)[None],
+                "orig_hw": torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32),
+            }
+
+
+def unlabeled_loader(videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, backend: str = "auto"):
+    """One unlabeled clip per training step, from DALI on a GPU machine or PyAV in a worker process."""
+    from torch.utils.data import DataLoader
+
+    from ..video import choose_backend
+
+    if choose_backend(backend) == "dali":
+        return DaliUnlabeledClips(videos, length, size_hw, seed)
+    clips = UnlabeledClips(videos, length, size_hw, seed, backend="pyav")
+    # One worker decodes the next clip while the model trains on this one.
+    return DataLoader(clips, batch_size=1, num_workers=1, persistent_workers=True)

@@ -1,7 +1,7 @@
 """Video input and output behind one reader contract (:class:`VideoReader`).
 
-Backends register in :data:`BACKENDS`; callers pick one with :func:`open_video`. Today there is the
-CPU backend on PyAV; a GPU backend (DALI) can be added later without changing the callers.
+Backends register in :data:`BACKENDS`; callers pick one with :func:`open_video`. PyAV decodes on the
+CPU everywhere; DALI decodes on the GPU (NVDEC).
 """
 
 from __future__ import annotations
@@ -11,17 +11,26 @@ import os
 from lightning_pose_lib.video.base import VideoInfo, VideoReader
 from lightning_pose_lib.video.pyav_backend import PyAVReader, probe_video
 from lightning_pose_lib.video.writer import write_video
+from lightning_pose_lib.video.dali_backend import DaliReader, dali_available
 
-BACKENDS: dict[str, type[VideoReader]] = {"pyav": PyAVReader}
+BACKENDS: dict[str, type[VideoReader]] = {"pyav": PyAVReader, "dali": DaliReader}
+
+
+def choose_backend(backend: str = "auto") -> str:
+    """``auto``: DALI where it and a GPU are present (NVDEC decoding), PyAV otherwise."""
+    if backend != "auto":
+        return backend
+    import torch
+
+    return "dali" if dali_available() and torch.cuda.is_available() else "pyav"
 
 
 def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
     """Open (and validate) a video; InputError if the file is not a usable video.
 
-    ``backend="auto"`` picks the best available one; for now that is always "pyav".
+    ``backend="auto"`` picks DALI on a machine with a GPU and DALI, PyAV otherwise.
     """
-    if backend == "auto":
-        backend = "pyav"
+    backend = choose_backend(backend)
     if backend not in BACKENDS:
         choices = ", ".join(["auto", *BACKENDS])
         raise ValueError(f"unknown video backend {backend!r}; choose one of: {choices}")
@@ -30,6 +39,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
 
 __all__ = [
     "BACKENDS",
+    "DaliReader",
+    "choose_backend",
+    "dali_available",
     "PyAVReader",
     "VideoInfo",
     "VideoReader",

@@ -35,7 +35,10 @@ class VideoReader(abc.ABC):
     @abc.abstractmethod
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every frame exactly once, in order, the last batch possibly shorter:
-        yields (frame_indices int64 shape (B,), frames uint8 shape (B, H, W, 3) RGB)."""
+        yields (frame_indices int64 shape (B,), frames uint8 shape (B, H, W, 3) RGB).
+
+        Frames are a numpy array, or a torch tensor where the backend decodes on the GPU (DALI),
+        so they stay there; :func:`lightning_pose_lib.data.transforms.to_model_input` takes both."""
 
     @abc.abstractmethod
     def read_frames(self, indices: Sequence[int]) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""The DALI backend against the PyAV backend on the same files.
+
+Without a GPU DALI decodes only VP9/VP8/MJPEG, so CPU runs use VP9 and MJPEG copies; with a GPU the
+H.264 test runs too. Skipped where nvidia-dali is not installed.
+"""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from lightning_pose_lib.data.transforms import to_model_input
+from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.video import open_video, write_video
+
+pytest.importorskip("nvidia.dali")
+
+
+def transcode(src, dst, codec: str, limit: int | None = None) -> None:
+    """Re-encode ``src`` with ``codec`` (libvpx-vp9 or mjpeg), short GOP, constant frame rate."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        rate = Fraction(inp.streams.video[0].average_rate)
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height = inp.streams.video[0].width, inp.streams.video[0].height
+        if codec == "mjpeg":
+            stream.pix_fmt = "yuvj420p"
+            stream.options = {"q:v": "3"}
+        else:
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b:v": "0", "g": "16"}
+        for n, frame in enumerate(inp.decode(video=0)):
+            if limit is not None and n >= limit:
+                break
+            frame = frame.reformat(format=stream.pix_fmt)
+            frame.pts, frame.time_base = n, 1 / rate
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def small_h264(tmp_path_factory):
+    # Smooth moving colour patterns: like camera images, unlike noise (whose chroma the decoders'
+    # different upsampling filters would render differently).
+    path = tmp_path_factory.mktemp("dali") / "clip.mp4"
+    y, x = np.mgrid[0:64, 0:96].astype(float)
+
+    def frame(i):
+        channels = [np.sin(x / 30 + i / 4), np.cos(y / 25 - i / 6), np.sin((x + y) / 40 + i / 5)]
+        return ((np.stack(channels, -1) + 1) * 100 + 20).astype(np.uint8)
+
+    write_video(path, (frame(i) for i in range(45)), fps=30)
+    return path
+
+
+# Colour edges are upsampled from 4:2:0 chroma slightly differently by the two decoders: mean
+# differences of 1-1.5 grey levels on this colourful fixture; on grey camera video (below) MJPEG
+# is bit-exact and VP9 within one level.
+@pytest.mark.parametrize("codec, suffix, tolerance", [("libvpx-vp9", ".webm", 2.0), ("mjpeg", ".avi", 2.0)])
+def test_dali_cpu_matches_pyav(small_h264, tmp_path, codec, suffix, tolerance):
+    video = tmp_path / f"clip{suffix}"
+    transcode(small_h264, video, codec)
+    with open_video(video, backend="pyav") as reader:
+        reference = {int(i): f for idx, frames in reader.iter_batches(16) for i, f in zip(idx, frames)}
+    with open_video(video, backend="dali") as reader:
+        batches = list(reader.iter_batches(16))
+    indices = np.concatenate([i for i, _ in batches])
+    assert indices.tolist() == list(range(45))  # every frame once, in order, the partial tail included
+    assert [len(i) for i, _ in batches] == [16, 16, 13]
+    frames = torch.cat([f.cpu() for _, f in batches]).numpy()
+    difference = np.abs(frames.astype(float) - np.stack([reference[i] for i in range(45)]).astype(float))
+    assert difference.mean() <= tolerance
+    # resize + normalise are the same torch code for both backends
+    a = to_model_input(frames, (32, 64))
+    b = to_model_input(np.stack([reference[i] for i in range(45)]), (32, 64))
+    assert (a - b).abs().mean() < 0.01
+
+
+def test_dali_read_frames_matches_sequential(small_h264, tmp_path):
+    video = tmp_path / "clip.avi"
+    transcode(small_h264, video, "mjpeg")
+    with open_video(video, backend="dali") as reader:
+        picked = reader.read_frames([30, 2, 44, 2]).cpu().numpy()
+    with open_video(video, backend="pyav") as reader:
+        expected = reader.read_frames([30, 2, 44, 2])
+    assert np.abs(picked.astype(float) - expected.astype(float)).mean() < 2.0
+    assert np.abs(picked[1].astype(float) - picked[3].astype(float)).max() == 0  # the same frame twice
+
+
+@pytest.mark.parametrize("codec, suffix, mean_limit, max_limit", [("libvpx-vp9", ".webm", 0.6, 1), ("mjpeg", ".avi", 0.0, 0)])
+def test_dali_cpu_on_real_video(mirror_mouse, tmp_path, codec, suffix, mean_limit, max_limit):
+    video = tmp_path / f"mouse{suffix}"
+    transcode(mirror_mouse / "videos" / "test_vid.mp4", video, codec, limit=40)
+    with open_video(video, backend="pyav") as reader:
+        expected = reader.read_frames(range(40)).astype(float)
+    with open_video(video, backend="dali") as reader:
+        frames = np.concatenate([f.cpu().numpy() for _, f in reader.iter_batches(16)]).astype(float)
+    difference = np.abs(frames - expected)
+    assert difference.mean() <= mean_limit and difference.max() <= max_limit
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
+def test_h264_on_cpu_is_a_clear_error(small_h264):
+    with pytest.raises(InputError, match="only on a GPU"):
+        open_video(small_h264, backend="dali")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_dali_gpu_h264_matches_pyav(small_h264):
+    with open_video(small_h264, backend="pyav") as reader:
+        reference = np.concatenate([f for _, f in reader.iter_batches(16)])
+    with open_video(small_h264, backend="dali") as reader:
+        batches = list(reader.iter_batches(16))
+    assert np.concatenate([i for i, _ in batches]).tolist() == list(range(45))
+    frames = torch.cat([f for _, f in batches])
+    assert frames.is_cuda
+    assert np.abs(frames.cpu().numpy().astype(float) - reference.astype(float)).mean() < 2.0
+
+
+def test_dali_unlabeled_clips_are_consecutive_frames(small_h264, tmp_path):
+    from lightning_pose_lib.data.unlabeled import DaliUnlabeledClips
+
+    videos = []
+    for name in ("a", "b"):
+        videos.append(tmp_path / f"{name}.webm")
+        transcode(small_h264, videos[-1], "libvpx-vp9")
+    clips = iter(DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=1))
+    for _ in range(8):  # more clips than one pass over the two videos holds
+        item = next(clips)
+        assert item["frames"].shape == (1, 8, 3, 32, 48) and item["frames"].dtype == torch.uint8
+        indices = item["frame_indices"][0].numpy()
+        assert (np.diff(indices) == 1).all() and indices.min() >= 0 and indices.max() < 45
+        assert item["orig_hw"].tolist() == [[64.0, 96.0]]

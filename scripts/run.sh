@@ -9,7 +9,7 @@ VENV="${LP_VENV:-.venv}"
 PY="$VENV/bin/python"
 
 setup() {
-    if [ -x "$PY" ] && "$PY" -c "import lightning_pose_lib, snakemake, pytest, av, kornia" 2>/dev/null; then
+    if [ -x "$PY" ] && "$PY" -c "import lightning_pose_lib, snakemake, pytest, av, kornia, nvidia.dali" 2>/dev/null; then
         return
     fi
     echo "[run.sh] creating $VENV with the pinned dependencies of environment.yml" >&2

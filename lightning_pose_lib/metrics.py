@@ -31,7 +31,8 @@ def keypoint_array(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[st
     """(N, K, 2) coordinates, (N, K) likelihoods and names from a prediction table."""
     columns = table.drop(columns=[SET_COLUMN], errors="ignore").columns
     names = list(dict.fromkeys(columns.get_level_values("bodyparts")))
-    values = table[columns].to_numpy(dtype=np.float64).reshape(len(table), len(names), -1)
+    # A copy: pandas may hand out a read-only view, which torch (Pose PCA) warns about.
+    values = np.array(table[columns].to_numpy(dtype=np.float64)).reshape(len(table), len(names), -1)
     likelihood = values[..., 2] if values.shape[-1] > 2 else np.ones(values.shape[:2])
     return values[..., :2], likelihood, names
 

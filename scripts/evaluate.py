@@ -1,57 +1,158 @@
 #!/usr/bin/env python
-"""Metrics of a trained model: ``evaluate.py --model-dir DIR``.
+"""Metrics of a trained model, from its saved predictions only (never the network, never a refit):
+``evaluate.py --model-dir DIR``.
 
-Reads the model's saved predictions (labeled frames and ``video_preds/*.csv``), never the network;
-writes ``metrics/pixel_error.csv`` (per labeled frame and keypoint, with its set) and
-``metrics/summary.json`` (mean pixel error per set, mean temporal norm per video, mean-pose baseline).
+Next to every predictions file ``<stem>.csv`` (``predictions.csv`` on labeled frames,
+``video_preds/<video>.csv`` on videos) it writes one table per metric, per frame and keypoint in
+pixels: ``<stem>_pixel_error.csv`` (labeled frames, with their set), ``<stem>_temporal_norm.csv``
+(videos), and ``<stem>_pca_singleview_error.csv`` / ``<stem>_pca_multiview_error.csv`` when the
+model config sets ``data.columns_for_singleview_pca`` / ``data.mirrored_column_matches`` (from the
+model's saved ``pca_*.npz``). Then ``metrics/summary.json``: mean, median and standard deviation of
+each metric (per set on labeled frames, over all videos), per keypoint and per video, the number of
+training frames and the mean-pose baseline.
+
+``evaluate.py --model-dir DIR --predictions FILE --metric NAME`` writes a single metric table.
 """
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lightning_pose_lib.cli import run
 from lightning_pose_lib.config import read_yaml
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.dataset import load_dataset
 from lightning_pose_lib.io import atomic_path, write_text_atomic
-from lightning_pose_lib.metrics import mean_pose_baseline, pixel_error, summarize_pixel_error, temporal_norm
+from lightning_pose_lib.metrics import (
+    SET_COLUMN,
+    is_metric_file,
+    keypoint_array,
+    mean_pose_baseline,
+    metric_path,
+    metrics_for,
+    pca_error,
+    pixel_error,
+    read_metric,
+    stats,
+    stats_by_set,
+    temporal_norm,
+)
+from lightning_pose_lib.pca import load_model_pcas, pca_path
+
+
+def write_metric(model_dir, predictions_path, metric: str, out=None) -> Path:
+    """Compute one metric of one predictions file and write it next to that file (or to ``out``)."""
+    model_dir, predictions_path = Path(model_dir), Path(predictions_path)
+    predictions = read_pose_table(predictions_path)
+    if metric == "pixel_error":
+        table = pixel_error(predictions, load_dataset(read_yaml(model_dir / "config.yaml")).labels)
+    elif metric == "temporal_norm":
+        table = temporal_norm(predictions)
+    elif metric in ("pca_singleview_error", "pca_multiview_error"):
+        kind = metric.split("_")[1]
+        pca = load_model_pcas(model_dir).get(kind)
+        if pca is None:
+            # Training saves a PCA only when it can be fitted (enough fully labeled frames); it is
+            # never refitted here. The table stays, all NaN, so the model still has its row.
+            logging.warning("%s not found (training could not fit it): %s is NaN", pca_path(model_dir, kind), metric)
+            table = _nan_table(predictions)
+        else:
+            table = pca_error(predictions, pca)
+    else:
+        raise ValueError(f"unknown metric {metric!r}")
+    out = Path(out) if out is not None else metric_path(predictions_path, metric)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, float_format="%.4f")
+    return out
+
+
+def _nan_table(predictions):
+    _, _, names = keypoint_array(predictions)
+    table = pd.DataFrame(np.nan, index=predictions.index, columns=names)
+    if SET_COLUMN in predictions.columns:
+        table["set"] = predictions[SET_COLUMN].to_numpy()
+    return table
+
+
+def _flat(prefix: str, s: dict) -> dict:
+    return {prefix: s["mean"], f"{prefix}_median": s["median"], f"{prefix}_std": s["std"]}
+
+
+def summarize_model(model_dir, labeled: dict[str, str], videos: dict[str, dict[str, str]]) -> dict:
+    """metrics/summary.json from the metric files: ``labeled[metric]`` is the metric table of the
+    labeled frames, ``videos[video][metric]`` that of a video. Keys ``<set>_<metric>`` (mean),
+    ``..._median``, ``..._std``; ``video_<metric>`` the same over every frame of every video."""
+    model_dir = Path(model_dir)
+    summary, per_keypoint = {}, {}
+    predictions = read_pose_table(model_dir / "predictions.csv")
+    sets = predictions[SET_COLUMN].to_numpy().astype(str)
+    summary["train_frames"] = int((sets == "train").sum())
+    for metric, path in labeled.items():
+        table = read_metric(path)
+        for name, s in stats_by_set(table).items():
+            summary.update(_flat(f"{name}_{metric}", s))
+            per_keypoint[f"{name}_{metric}"] = table[table["set"] == name].drop(columns="set").mean().to_dict()
+    dataset = load_dataset(read_yaml(model_dir / "config.yaml"))
+    for name, s in stats_by_set(mean_pose_baseline(dataset.labels, sets)).items():
+        summary[f"baseline_{name}_pixel_error"] = s["mean"]
+    per_video = {}
+    for metric in sorted({m for files in videos.values() for m in files}):
+        tables = {video: read_metric(files[metric]) for video, files in videos.items() if metric in files}
+        summary.update(_flat(f"video_{metric}", stats(np.concatenate([t.to_numpy().ravel() for t in tables.values()]))))
+        per_keypoint[f"video_{metric}"] = {k: float(v) for k, v in mean_per_keypoint(tables).items()}
+        for video, table in tables.items():
+            per_video.setdefault(video, {})[metric] = stats(table.to_numpy())["mean"]
+    summary["per_keypoint"] = per_keypoint
+    summary["per_video"] = per_video
+    write_text_atomic(model_dir / "metrics" / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    return summary
+
+
+def mean_per_keypoint(tables: dict) -> dict:
+    """Mean per keypoint over the frames of several videos."""
+    values = np.concatenate([t.to_numpy() for t in tables.values()], axis=0)
+    names = next(iter(tables.values())).columns
+    with np.errstate(invalid="ignore"):
+        return dict(zip(names, np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=0)))
 
 
 def evaluate(model_dir, video_predictions=()):
+    """Standalone: every metric of every predictions file of the model, then the summary."""
     model_dir = Path(model_dir)
     cfg = read_yaml(model_dir / "config.yaml")
-    dataset = load_dataset(cfg)
-    error = pixel_error(read_pose_table(model_dir / "predictions.csv"), dataset.labels)
-    summary = summarize_pixel_error(error)
-    baseline = summarize_pixel_error(mean_pose_baseline(dataset.labels, dataset.sets))
-    summary.update({f"baseline_{k}": v for k, v in baseline.items()})
-    summary["pixel_error_per_keypoint"] = {
-        name: error.loc[error["set"] == name].drop(columns="set").mean().to_dict()
-        for name in ("validation", "test") if (error["set"] == name).any()
-    }
-    norms = {Path(p).stem: float(np.nanmean(temporal_norm(read_pose_table(p)).to_numpy())) for p in video_predictions}
-    summary["temporal_norm"] = norms
-    if norms:
-        summary["mean_temporal_norm"] = float(np.mean(list(norms.values())))
-    with atomic_path(model_dir / "metrics" / "pixel_error.csv") as tmp:
-        error.to_csv(tmp, float_format="%.4f")
-    write_text_atomic(model_dir / "metrics" / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    labeled = {m: str(write_metric(model_dir, model_dir / "predictions.csv", m)) for m in metrics_for(cfg, labeled=True)}
+    videos = {Path(p).stem: {m: str(write_metric(model_dir, p, m)) for m in metrics_for(cfg, labeled=False)} for p in video_predictions}
+    return summarize_model(model_dir, labeled, videos)
 
 
 def cli_main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--predictions", help="one predictions file (with --metric): write only its metric table")
+    parser.add_argument("--metric", choices=["pixel_error", "temporal_norm", "pca_singleview_error", "pca_multiview_error"])
     args = parser.parse_args(argv)
-    videos = sorted(str(p) for p in (Path(args.model_dir) / "video_preds").glob("*.csv"))
-    print(json.dumps(evaluate(args.model_dir, videos), indent=2))
+    if bool(args.predictions) != bool(args.metric):
+        parser.error("--predictions and --metric go together")
+    if args.predictions:
+        print(write_metric(args.model_dir, args.predictions, args.metric))
+        return
+    videos = sorted(str(p) for p in (Path(args.model_dir) / "video_preds").glob("*.csv") if not is_metric_file(p) and not p.name.startswith("."))
+    summary = evaluate(args.model_dir, videos)
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, dict)}, indent=2))
 
 
 def rule_main(smk):
-    evaluate(smk.params.model_dir, smk.input.videos)
+    model_dir = Path(smk.output.summary).parent.parent
+    labeled = {m: str(write_metric(model_dir, smk.input.predictions, m, out)) for m, out in zip(smk.params.labeled_metrics, smk.output.labeled)}
+    predictions = {Path(p).stem: p for p in smk.input.videos}
+    videos = {}
+    for (video, metric), out in zip(smk.params.video_metrics, smk.output.videos):
+        videos.setdefault(video, {})[metric] = str(write_metric(model_dir, predictions[video], metric, out))
+    summarize_model(model_dir, labeled, videos)
 
 
 if __name__ == "__main__":

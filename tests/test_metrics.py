@@ -159,12 +159,14 @@ def test_evaluate_writes_every_metric_next_to_its_predictions(model_dir, example
     assert set(summary["per_keypoint"]["test_pixel_error"]) == set(read_labels(example_dir / "CollectedData.csv").keypoint_names)
 
 
-def test_a_pca_metric_without_the_saved_pca_stops_with_the_file_named(model_dir):
+def test_a_pca_metric_without_a_saved_pca_is_nan_and_says_why(model_dir):
+    # Training saves a PCA only when it could fit one; evaluation never refits it.
     (model_dir / "pca_multiview.npz").unlink()
     out = subprocess.run(
         [sys.executable, ROOT / "scripts/evaluate.py", "--model-dir", model_dir, "--predictions", model_dir / "video_preds/session0.csv", "--metric", "pca_multiview_error"],
         capture_output=True, text=True, cwd=ROOT,
     )
-    assert out.returncode == 2
-    assert f"error: {model_dir / 'pca_multiview.npz'}: not found" in out.stderr and "Traceback" not in out.stderr
-    assert not (model_dir / "video_preds/session0_pca_multiview_error.csv").exists()
+    assert out.returncode == 0, out.stderr
+    assert f"{model_dir / 'pca_multiview.npz'} not found" in out.stderr
+    table = pd.read_csv(model_dir / "video_preds/session0_pca_multiview_error.csv", index_col=0)
+    assert len(table) == 60 and table.isna().all().all()

@@ -13,6 +13,7 @@ import yaml
 
 from conftest import ROOT
 from lightning_pose_lib.data.labels import read_pose_table
+from lightning_pose_lib.video import probe_video
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile")]
 
@@ -47,6 +48,8 @@ EXAMPLE_CONFIG = {
         "example": {
             "data_dir": "resources/example",
             "example": {"seed": 0, "sessions": 2, "frames": 40, "labeled": 40},
+            # The PCA error metrics need these (training saves the PCAs).
+            "model_config": {"data": {"mirrored_column_matches": [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]], "columns_for_singleview_pca": [0, 1, 2, 3, 4, 5]}},
         }
     },
     "variants": {
@@ -83,13 +86,40 @@ def test_workflow_outputs(finished):
                 assert len(table) == 40 and list(table.index) == list(range(40))
                 assert table.columns.names == ["scorer", "bodyparts", "coords"]
                 assert table.columns.get_level_values("coords")[:3].tolist() == ["x", "y", "likelihood"]
-        pixel_error = pd.read_csv(model_dir / "metrics" / "pixel_error.csv", index_col=0)
-        assert set(pixel_error["set"]) == {"train", "validation", "test"}
+            # Metric tables next to the predictions they describe, one row per frame.
+            for metric in ("temporal_norm", "pca_singleview_error", "pca_multiview_error"):
+                table = pd.read_csv(model_dir / "video_preds" / f"{video}_{metric}.csv", index_col=0)
+                assert len(table) == 40 and table.shape[1] == 12, metric
+        for metric in ("pixel_error", "pca_singleview_error", "pca_multiview_error"):
+            table = pd.read_csv(model_dir / f"predictions_{metric}.csv", index_col=0)
+            assert set(table["set"]) == {"train", "validation", "test"}, metric
         assert (workdir / "logs" / "train" / "example" / f"{model}.log").exists()
     summary = pd.read_csv(results / "summary.csv")
-    assert set(summary["model"]) == {"supervised__seed=0", "regression__seed=0", "mean_pose_baseline"}
-    assert summary.loc[summary["model"] != "mean_pose_baseline", "test_pixel_error"].notna().all()
-    assert (results / "pixel_error_per_keypoint.png").stat().st_size > 1000
+    assert set(summary["model"][:2]) == {"supervised__seed=0", "regression__seed=0"} and summary["model"].iloc[-1] == "mean_pose_baseline"
+    assert list(summary.columns[:4]) == ["model", "variant", "seed", "train_frames"]
+    models = summary[summary["model"] != "mean_pose_baseline"]
+    for column in ("test_pixel_error", "test_pixel_error_std", "video_temporal_norm", "video_temporal_norm_std", "video_pca_singleview_error", "video_pca_multiview_error"):
+        assert models[column].notna().all(), column
+    assert (models["model"] == models["variant"] + "__seed=0").all() and (models["seed"] == 0).all()
+    plots = results / "plots"
+    for name in ("pixel_error_per_keypoint", "video_metrics", "gallery_worst_frames", "traces/session0", "traces/session1"):
+        assert (plots / f"{name}.png").stat().st_size > 10_000, name
+    # A labeled video per model and video, as long and as large as its source.
+    for model in ("supervised__seed=0", "regression__seed=0"):
+        for video in ("session0", "session1"):
+            labeled = probe_video(results / "models" / model / "video_preds" / "labeled_videos" / f"{video}_labeled.mp4")
+            source = probe_video(workdir / "resources" / "example" / "videos" / f"{video}.mp4")
+            assert (labeled.num_frames, labeled.height, labeled.width, labeled.fps) == (source.num_frames, source.height, source.width, source.fps)
+
+
+def test_report(finished):
+    workdir, _ = finished
+    out = snakemake(workdir, "--report", "report.html")
+    assert out.returncode == 0, out.stderr[-3000:]
+    html = (workdir / "report.html").read_text()
+    # Captions, categories and labels of the report items are all in the (self-contained) page.
+    for text in ("pixel_error_per_keypoint.png", "gallery_worst_frames.png", "session0_labeled.mp4", "summary.csv", "worst first", "4. labeled videos"):
+        assert text in html, text
 
 
 def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
@@ -102,7 +132,11 @@ def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
         path.unlink()
     out = snakemake(workdir, "-n", "--quiet", "rules")
     jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
-    assert jobs == {"all": "1", "predict_video": "1", "evaluate": "1", "summarize": "1", "total": "4"}, out.stdout
+    # The lost video's prediction, its model's evaluation, and what shows them: the comparison,
+    # that video's trace and labeled video, and the gallery (its model's pixel errors are rewritten).
+    assert jobs == {
+        "all": "1", "predict_video": "1", "evaluate_example": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1", "total": "7",
+    }, out.stdout
 
 
 def test_bad_labels_stop_the_workflow_with_the_file_named(tmp_path, example_dir):

@@ -67,17 +67,21 @@ def make_gallery(
             ax.scatter(points[:, 0], points[:, 1], s=14, c=colours, edgecolors="black", linewidths=0.4)
             error = errors[model].loc[frame].drop("set").astype(float).mean()
             ax.set_title(f"{model}\nmean error {error:.1f} px", fontsize="small")
+            # The frame's own extent: predictions far outside it must not shrink the image.
+            ax.set_xlim(-0.5, image.shape[1] - 0.5)
+            ax.set_ylim(image.shape[0] - 0.5, -0.5)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(f"{frame}\n({errors[model].loc[frame, 'set']})", fontsize="x-small")
+                name = Path(frame)
+                ax.set_ylabel(f"{name.parent.name}/\n{name.name}\n({errors[model].loc[frame, 'set']})", fontsize="small")
     if not frames:
         for ax in axes[0]:
             ax.axis("off")
         axes[0, 0].text(0.5, 0.5, "no labeled frames with errors", ha="center", va="center", transform=axes[0, 0].transAxes)
-    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black", label="ground truth (white ring)")]
+    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black", label="ground truth")]
     handles += [Line2D([], [], marker="o", linestyle="", color=colours[k], markeredgecolor="black", label=name) for k, name in enumerate(labels.keypoint_names)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), fontsize="small", title="predictions by keypoint; lines join label and prediction")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 2 * len(models) + 1), fontsize="small", title="coloured dots: predictions by keypoint; lines join label and prediction")
     fig.suptitle(f"Labeled frames with the largest pixel error, worst first ({len(models)} model{'s' * (len(models) > 1)})")
     save(fig, path, dpi=100)
     return frames

@@ -3,6 +3,7 @@
 import glob
 import itertools
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -157,14 +158,97 @@ def model_table(wildcards):
 
 
 def all_targets():
-    return [f"results/{dataset}/summary.csv" for dataset in DATASETS]
+    return [f"results/{dataset}/summary.csv" for dataset in DATASETS] + [t for d in DATASETS for t in diagnostics_targets(d)]
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     model="[A-Za-z0-9_=+.,-]+",
-    video="[^/]+",
+    # Only the known video stems, so that metric files next to the predictions
+    # (video_preds/<video>_temporal_norm.csv) are never taken for a video's predictions.
+    video="|".join(sorted({re.escape(v) for videos in VIDEOS.values() for v in videos}, key=len, reverse=True)) or "[^/]+",
 
 
 def model_dir_wc(wildcards):
     return model_dir(wildcards.dataset, wildcards.model)
+
+
+# --- Diagnostics: metric files, model comparison, visual checks (rules/evaluate.smk) ---------------
+import functools
+
+from lightning_pose_lib.metrics import metrics_for
+
+DIAGNOSTICS = config["diagnostics"]
+
+
+@functools.lru_cache(maxsize=None)
+def model_metric_names(dataset, model, labeled):
+    """The metrics a model's config asks for (pixel error or temporal norm, plus the PCA errors)."""
+    return tuple(metrics_for(model_config(dataset, model), labeled))
+
+
+def models_by_metrics(dataset):
+    """{(labeled metrics, video metrics): [models]} of a dataset (one evaluation rule each)."""
+    groups = {}
+    for model in MODELS[dataset]:
+        key = (model_metric_names(dataset, model, True), model_metric_names(dataset, model, False))
+        groups.setdefault(key, []).append(model)
+    return groups
+
+
+def video_metric_pairs(dataset, model):
+    """(video, metric) of every video metric file of a model, in a fixed order."""
+    return [(v, m) for v in VIDEOS[dataset] for m in model_metric_names(dataset, model, False)]
+
+
+def dataset_video_metric_pairs(dataset):
+    return [(model, m) for model in MODELS[dataset] for _, m in video_metric_pairs(dataset, model)]
+
+
+def dataset_video_metric_files(wildcards):
+    return [
+        f"{model_dir(wildcards.dataset, model)}/video_preds/{v}_{m}.csv"
+        for model in MODELS[wildcards.dataset]
+        for v, m in video_metric_pairs(wildcards.dataset, model)
+    ]
+
+
+def compare_models(dataset):
+    """Models shown side by side (galleries, traces) and drawn in labeled videos."""
+    wanted = DIAGNOSTICS["compare_models"]
+    if wanted is None:
+        return list(MODELS[dataset])[:6]
+    unknown = sorted(set(wanted) - {m for models in MODELS.values() for m in models})
+    if unknown:
+        raise WorkflowError(f"config/config.yaml: diagnostics.compare_models names unknown models {unknown}")
+    return [m for m in wanted if m in MODELS[dataset]] or list(MODELS[dataset])[:6]
+
+
+def diagnostic_videos(dataset):
+    wanted = DIAGNOSTICS["videos"]
+    if wanted is None:
+        return list(VIDEOS[dataset])
+    unknown = sorted(set(wanted) - {v for videos in VIDEOS.values() for v in videos})
+    if unknown:
+        raise WorkflowError(f"config/config.yaml: diagnostics.videos names unknown videos {unknown}")
+    return [v for v in wanted if v in VIDEOS[dataset]]
+
+
+def sweeps_train_frames(dataset):
+    return any("training.train_frames" in m["sweep"] for m in MODELS[dataset].values())
+
+
+def diagnostics_targets(dataset):
+    out = [
+        f"results/{dataset}/plots/gallery_worst_frames.png",
+        *(f"results/{dataset}/plots/traces/{v}.png" for v in diagnostic_videos(dataset)),
+    ]
+    if sweeps_train_frames(dataset):
+        out.append(f"results/{dataset}/plots/pixel_error_vs_train_frames.png")
+    if DIAGNOSTICS["labeled_videos"]:
+        out += [
+            f"{model_dir(dataset, m)}/video_preds/labeled_videos/{v}_labeled.mp4"
+            for m in compare_models(dataset)
+            for v in diagnostic_videos(dataset)
+        ]
+    return out

@@ -18,6 +18,7 @@ import pandas as pd
 
 from lightning_pose_lib import viz  # noqa: F401  (selects the Agg backend)
 from lightning_pose_lib.cli import run
+from lightning_pose_lib.config import read_yaml
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.io import atomic_path
 from lightning_pose_lib.metrics import VIDEO_METRICS, is_metric_file, keypoint_array, read_metric
@@ -114,7 +115,9 @@ def cli_main(argv=None):
     dirs = {Path(d).name: Path(d) for d in args.model_dirs}
     summaries = {m: json.loads((d / "metrics" / "summary.json").read_text()) for m, d in dirs.items()}
     out = Path(args.output_dir)
-    table = summary_table(summaries, {})
+    # Standalone there is no workflow config: the folder name stands for the variant.
+    seeds = {m: read_yaml(d / "config.yaml")["training"]["rng_seed_model_pt"] for m, d in dirs.items()}
+    table = summary_table(summaries, {m: {"variant": m, "seed": seeds[m]} for m in dirs})
     write_table(table, out / "summary.csv")
     metric_files = {m: {metric: sorted(str(p) for p in (d / "video_preds").glob(f"*_{metric}.csv")) for metric in VIDEO_METRICS} for m, d in dirs.items()}
     plot_comparison(summaries, metric_files, out / "plots" / "pixel_error_per_keypoint.png", out / "plots" / "video_metrics.png")

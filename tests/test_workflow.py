@@ -150,6 +150,19 @@ def test_bad_labels_stop_the_workflow_with_the_file_named(tmp_path, example_dir)
     assert not list((tmp_path / "wf").rglob("train_status.json"))
 
 
+def test_a_train_frames_sweep_gets_its_plot_and_diagnostics_can_be_narrowed(tmp_path):
+    variants = {"supervised": {"sweep": {"training.train_frames": [10, 20]}, "seeds": [0, 1]}}
+    diagnostics = {"compare_models": ["supervised__train_frames=20__seed=0"], "videos": ["session1"]}
+    config = {**EXAMPLE_CONFIG, "variants": variants, "diagnostics": diagnostics}
+    out = snakemake(workdir_with(tmp_path, config), "-n", "--quiet", "rules")
+    jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) == 2 and line.split()[-1].isdigit())
+    assert jobs["train"] == "4" and jobs["plot_train_frames"] == "1", out.stdout + out.stderr
+    assert jobs["labeled_video"] == "1" and jobs["plot_trace"] == "1"  # one model, one video
+    bad = {**config, "diagnostics": {"compare_models": ["nope"]}}
+    out = snakemake(workdir_with(tmp_path / "bad", bad), "-n")
+    assert out.returncode != 0 and "diagnostics.compare_models names unknown models ['nope']" in out.stdout + out.stderr
+
+
 def test_unknown_model_key_in_workflow_config(tmp_path):
     config = {**EXAMPLE_CONFIG, "variants": {"bad": {"model_config": {"training": {"max_epoch": 3}}}}}
     out = snakemake(workdir_with(tmp_path, config), "-n")

@@ -8,16 +8,21 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from ..io import atomic_path
 
 PIXELS = "px, original frame"
 
 
-def save(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+def save(fig, path: str | os.PathLike | None, dpi: int = 110):
+    """Write ``fig`` to ``path`` and close it; with no path, hand the figure back (tests look at it)."""
+    if path is None:
+        return fig
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
+    return None
 
 
 def model_colours(models) -> dict[str, tuple]:
@@ -31,7 +36,7 @@ def _empty(ax, message: str) -> None:
     ax.set_yticks([])
 
 
-def pixel_error_per_keypoint(per_keypoint: dict[str, dict[str, dict[str, float]]], path) -> None:
+def pixel_error_per_keypoint(per_keypoint: dict[str, dict[str, dict[str, float]]], path=None):
     """Grouped bars: mean pixel error of each keypoint, one bar per model, one panel per held-out set.
 
     ``per_keypoint[set][model][keypoint]`` is a mean pixel error."""
@@ -51,10 +56,10 @@ def pixel_error_per_keypoint(per_keypoint: dict[str, dict[str, dict[str, float]]
     if not sets:
         _empty(axes[0, 0], "no labeled frames outside the training set")
         axes[0, 0].set_title("Pixel error per keypoint")
-    save(fig, path)
+    return save(fig, path)
 
 
-def pixel_error_vs_train_frames(table: pd.DataFrame, path) -> None:
+def pixel_error_vs_train_frames(table: pd.DataFrame, path=None):
     """Held-out pixel error against the number of training frames: one marker per model (seeds
     and other sweep values), a line through the mean of each variant."""
     column = next((c for c in ("test_pixel_error", "validation_pixel_error") if c in table and table[c].notna().any()), None)
@@ -71,14 +76,17 @@ def pixel_error_vs_train_frames(table: pd.DataFrame, path) -> None:
             ax.errorbar(mean["train_frames"], mean["mean"], yerr=mean["std"].fillna(0), color=colours[variant],
                         marker="o", capsize=3, label=f"{variant} (mean ± sd over models)")
         if table["train_frames"].nunique() > 1 and table["train_frames"].min() > 0:
-            ax.set_xscale("log")
+            ax.set_xscale("log")  # frame counts of a sweep usually double
+            ax.set_xticks(sorted(table["train_frames"].unique()))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(title="variant", fontsize="small")
         ax.grid(alpha=0.3)
     set_name = column.split("_")[0] if column else "held-out"
     ax.set_title(f"Pixel error on {set_name} frames against training frames")
     ax.set_xlabel("labeled frames used for training (count)")
     ax.set_ylabel(f"mean pixel error ({PIXELS})")
-    save(fig, path)
+    return save(fig, path)
 
 
 VIDEO_METRIC_LABELS = {
@@ -88,7 +96,7 @@ VIDEO_METRIC_LABELS = {
 }
 
 
-def video_metric_distributions(values: dict[str, dict[str, np.ndarray]], path) -> None:
+def video_metric_distributions(values: dict[str, dict[str, np.ndarray]], path=None):
     """One panel per video metric: a box per model over every keypoint of every frame of every
     predicted video. ``values[metric][model]`` is a flat array of the metric's values."""
     metrics = [m for m in VIDEO_METRIC_LABELS if m in values]
@@ -115,10 +123,10 @@ def video_metric_distributions(values: dict[str, dict[str, np.ndarray]], path) -
     if not metrics:
         _empty(axes[0, 0], "no predicted videos")
         axes[0, 0].set_title("Video metrics")
-    save(fig, path)
+    return save(fig, path)
 
 
-def keypoint_trace(traces: dict[str, pd.DataFrame], keypoint: str, video: str, fps: float | None, path) -> None:
+def keypoint_trace(traces: dict[str, pd.DataFrame], keypoint: str, video: str, fps: float | None, path=None):
     """x, y and likelihood of one keypoint over the frames of one video, one line per model.
     ``traces[model]`` has columns x, y, likelihood indexed by frame."""
     fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True, layout="constrained")
@@ -136,4 +144,4 @@ def keypoint_trace(traces: dict[str, pd.DataFrame], keypoint: str, video: str, f
         ax.grid(alpha=0.3)
     axes[0].legend(title="model", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     axes[0].set_title(f"{video}: keypoint '{keypoint}' over time")
-    save(fig, path)
+    return save(fig, path)

@@ -28,7 +28,7 @@ case "${1:-}" in
         shift
         export PATH="$PWD/$VENV/bin:$PATH"
         snakemake --profile profiles/default "$@"
-        echo "[run.sh] done: see results/example/summary.csv and results/example/pixel_error_per_keypoint.png" >&2
+        echo "[run.sh] done: see results/example/summary.csv and results/example/plots/; report: .venv/bin/snakemake --report report.html" >&2
         ;;
     test)
         setup

@@ -67,6 +67,21 @@ def write_table(table: pd.DataFrame, path) -> None:
         table.to_csv(tmp, index=False, float_format="%.4f")
 
 
+def write_html_table(table: pd.DataFrame, path, title: str) -> None:
+    """The summary table as a small HTML page: the report shows HTML inline (a CSV only as a download)."""
+    style = (
+        "body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse} "
+        "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right} th{background:#eee} "
+        "td:first-child,td:nth-child(2){text-align:left}"
+    )
+    shown = table.astype(object).map(lambda v: "" if pd.isna(v) else f"{v:.2f}" if isinstance(v, float) else str(v))
+    body = shown.to_html(index=False)
+    note = "<p>Means over every frame and keypoint; _median and _std alongside. Pixels of the original frame.</p>"
+    html = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head><body><h3>{title}</h3>{note}{body}</body></html>\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(html)
+
+
 def per_keypoint_by_set(summaries: dict[str, dict]) -> dict:
     """{set: {model: {keypoint: mean pixel error}}} from the summaries."""
     out = {}
@@ -119,6 +134,7 @@ def cli_main(argv=None):
     seeds = {m: read_yaml(d / "config.yaml")["training"]["rng_seed_model_pt"] for m, d in dirs.items()}
     table = summary_table(summaries, {m: {"variant": m, "seed": seeds[m]} for m in dirs})
     write_table(table, out / "summary.csv")
+    write_html_table(table, out / "summary.html", "Model comparison")
     metric_files = {m: {metric: sorted(str(p) for p in (d / "video_preds").glob(f"*_{metric}.csv")) for metric in VIDEO_METRICS} for m, d in dirs.items()}
     plot_comparison(summaries, metric_files, out / "plots" / "pixel_error_per_keypoint.png", out / "plots" / "video_metrics.png")
     if table["train_frames"].nunique() > 1:
@@ -139,6 +155,7 @@ def rule_main(smk):
         plots.pixel_error_vs_train_frames(table.iloc[:-1], smk.output[0])
         return
     write_table(table, smk.output.table)
+    write_html_table(table, smk.output.html, f"Models of {smk.wildcards.dataset}")
     files = {}
     for (model, metric), path in zip(smk.params.video_metrics, smk.input.video_metrics):
         files.setdefault(model, {}).setdefault(metric, []).append(path)

@@ -47,6 +47,13 @@ rule summarize:
             caption="../report/summary.rst",
             category="{dataset}",
             subcategory="1. model comparison",
+            labels={"figure": "summary table (CSV)"},
+        ),
+        html=report(
+            "results/{dataset}/summary.html",
+            caption="../report/summary.rst",
+            category="{dataset}",
+            subcategory="1. model comparison",
             labels={"figure": "summary table"},
         ),
         per_keypoint=report(

@@ -71,11 +71,12 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     ckpt_dir = model_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_pixel_error", mode="min", enable_version_counter=False)
     # last.ckpt after every epoch: what an interrupted run resumes from.
-    last = ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, every_n_epochs=1, save_on_train_epoch_end=True)
+    # (save_top_k=0 with save_last=True would write it only at the end of training.)
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
     trainer = pl.Trainer(
         default_root_dir=model_dir,
         logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
-        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), ResumableTraining()],
+        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), ResumableTraining(train_loader)],
         accelerator=_accelerator(train_cfg),
         devices=_devices(train_cfg),
         precision=train_cfg["precision"] if torch.cuda.is_available() else "32-true",
@@ -92,7 +93,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")
-        trainer.fit(model, train_loader, val_loader, ckpt_path=resume_checkpoint(resume, cfg))
+        trainer.fit(model, train_loader, val_loader, ckpt_path=resume_checkpoint(resume, cfg), weights_only=False)  # our own checkpoint
     if not (ckpt_dir / "best.ckpt").exists():  # no validation ran (very short runs): last is best
         shutil.copyfile(resume, ckpt_dir / "best.ckpt")
 

@@ -1,0 +1,185 @@
+"""Resumable training: stop cleanly on SIGTERM / SIGUSR1 and continue exactly where training stopped.
+
+SLURM sends SIGTERM when a job is cancelled or reaches its time limit (SIGKILL follows after the
+cluster's KillWait), and SIGUSR1 ahead of the limit when the job asks for it (``sbatch
+--signal=USR1@120``, set in profiles/slurm). :class:`ResumableTraining` makes either signal finish the
+running epoch, whose end writes ``checkpoints/last.ckpt``, and then end the process with status
+128 + signal number, so that Snakemake records a failure and its rerun (or retry) resumes from
+``last.ckpt`` with ``trainer.fit(ckpt_path=...)``.
+
+A resumed run equals an uninterrupted one (same seed, same hardware) because checkpoints also carry
+the random number generator states (torch, numpy, random, CUDA and the training data loaders'
+shuffling generators), restored before the first resumed epoch. Not restored: the endless stream
+of unlabeled video clips of the semi-supervised losses restarts from its seed after a resume.
+
+Stopping at an epoch end instead of mid-epoch keeps that equality: a mid-epoch checkpoint would
+repeat or skip batches when resumed. The price: after the signal, the running epoch must finish
+within SLURM's grace time, otherwise SIGKILL ends the job and the rerun repeats that epoch (from
+the previous epoch's last.ckpt) — nothing is lost beyond it.
+
+:func:`resume_checkpoint` decides whether a ``last.ckpt`` may be resumed: only when it was written
+for the same resolved config. After a config edit, Snakemake reruns training; it must start over,
+not continue the old model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+CHECKPOINT_KEY = "lightning_pose_lib"
+BEST_BACKUP = "best.resume.ckpt"
+
+
+def config_digest(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resume_checkpoint(last: str | os.PathLike, cfg: dict) -> Path | None:
+    """``last`` if training may resume from it, else None (after removing it and its best-model
+    backup): it must load and must have been written for this very config."""
+    last = Path(last)
+    if not last.exists():
+        return None
+    try:
+        stored = torch.load(last, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY, {})
+    except Exception as err:  # e.g. truncated by a SIGKILL during the write
+        reason = f"it cannot be read ({type(err).__name__}: {err})"
+    else:
+        if stored.get("config_sha256") == config_digest(cfg):
+            return last
+        reason = "it was written for another config"
+    log.warning("%s: not resuming, %s; training starts over", last, reason)
+    last.unlink()
+    (last.parent / BEST_BACKUP).unlink(missing_ok=True)
+    return None
+
+
+class ResumableTraining(pl.Callback):
+    """Checkpoints carry what an exact resume needs; SIGTERM/SIGUSR1 stop at the next epoch end."""
+
+    def __init__(self, train_loader=None) -> None:
+        # The training loader (DataLoader or CombinedLoader) whose shuffling generators are saved
+        # and restored. Given here because Lightning draws the first resumed epoch's order before any
+        # hook that could reach the loader through the trainer.
+        self.train_loader = train_loader
+        self.stop_signal: int | None = None
+        self._previous_handlers: dict[int, object] = {}
+
+    # --- signals ---------------------------------------------------------------------------------
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Installed here, after Lightning registered its own SIGTERM handler for this fit, which
+        # stops mid-epoch and exits with status 0; ours replaces it for the duration of training.
+        for signum in STOP_SIGNALS:
+            self._previous_handlers[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+        self._restore_best_backup(trainer)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_signal is not None:  # asked twice: stop now, the rerun repeats this epoch
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.stop_signal = signum
+        log.warning("received %s: finishing this epoch, saving last.ckpt, then stopping", signal.Signals(signum).name)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self.stop_signal is not None:  # the previous epoch's end wrote last.ckpt
+            code = 128 + self.stop_signal
+            log.warning("stopping after epoch %d (exit status %d); a rerun resumes from last.ckpt", trainer.current_epoch - 1, code)
+            raise SystemExit(code)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # Snakemake deletes best.ckpt (a declared output) when the job fails; a hard link keeps
+        # its content for the resumed run. ModelCheckpoint callbacks run after this one, so best.ckpt
+        # already holds this epoch's validation result here.
+        best = _best_path(trainer)
+        if best is not None and best.exists():
+            backup = best.parent / BEST_BACKUP
+            if not backup.exists() or not os.path.samefile(best, backup):
+                tmp = backup.with_suffix(".tmp")
+                tmp.unlink(missing_ok=True)
+                os.link(best, tmp)
+                os.replace(tmp, backup)
+
+    def _restore_best_backup(self, trainer) -> None:
+        best = _best_path(trainer)
+        if trainer.ckpt_path and best is not None and not best.exists() and (best.parent / BEST_BACKUP).exists():
+            os.link(best.parent / BEST_BACKUP, best)
+            log.info("restored %s from %s", best, BEST_BACKUP)
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore_handlers()
+
+    # --- checkpoint contents --------------------------------------------------------------------
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "config_sha256": config_digest(pl_module.cfg),
+            "rng": _rng_states(_shuffling_generators(self.train_loader)),
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        # Called before the loops run: nothing has drawn from the generators since the restore.
+        states = checkpoint.get(CHECKPOINT_KEY, {}).get("rng")
+        if states is not None:
+            _set_rng_states(states, _shuffling_generators(self.train_loader))
+
+
+def _best_path(trainer) -> Path | None:
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is not None and callback.dirpath and callback.filename:
+            return Path(callback.dirpath) / f"{callback.filename}{callback.FILE_EXTENSION}"
+    return None
+
+
+def _shuffling_generators(train_loader) -> list[torch.Generator]:
+    """The generators that shuffle the training data (one per DataLoader), in a stable order."""
+    loaders = getattr(train_loader, "flattened", None) or [train_loader]  # CombinedLoader or DataLoader
+    found = []
+    for loader in loaders:
+        if isinstance(loader, DataLoader):
+            generator = getattr(loader.sampler, "generator", None) or loader.generator
+            if isinstance(generator, torch.Generator):
+                found.append(generator)
+    return found
+
+
+def _rng_states(generators: list[torch.Generator]) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "loaders": [g.get_state() for g in generators],
+    }
+
+
+def _set_rng_states(states: dict, generators: list[torch.Generator]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    for generator, state in zip(generators, states["loaders"]):
+        generator.set_state(state)

@@ -1,0 +1,128 @@
+"""Interrupted training resumes exactly; a killed prediction leaves nothing that looks complete.
+
+Real processes and real signals: scripts/train.py and scripts/predict.py run as subprocesses on the
+small generated example and are stopped with SIGTERM / SIGUSR1 / SIGKILL.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, tiny_overrides
+from lightning_pose_lib.data.labels import read_pose_table
+from lightning_pose_lib.video import probe_video
+
+EPOCHS = 4
+
+
+def start_training(model_dir: Path, data_dir: Path, **extra) -> subprocess.Popen:
+    # Small batches: epochs long enough (about a second) for a signal to land inside one.
+    settings = {"training.max_epochs": EPOCHS, "training.min_epochs": EPOCHS, "training.train_batch_size": 4, **extra}
+    overrides = tiny_overrides(data_dir, **settings)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts/train.py"), "--model-dir", str(model_dir), *overrides],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"process ended before {path} appeared:\n{process.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=timeout)
+    return process.returncode, out
+
+
+def weights(ckpt: Path) -> dict:
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    return {"epoch": checkpoint["epoch"], "state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a["epoch"] == b["epoch"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name in a["state_dict"]:
+        assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
+    assert str(a["optimizer"]) == str(b["optimizer"])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(example_dir, tmp_path_factory) -> Path:
+    model_dir = tmp_path_factory.mktemp("uninterrupted")
+    code, out = finish(start_training(model_dir, example_dir))
+    assert code == 0, out[-3000:]
+    return model_dir
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_stops_at_epoch_end_and_rerun_resumes_to_the_same_model(signum, uninterrupted, example_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    process = start_training(model_dir, example_dir)
+    wait_for(model_dir / "checkpoints/last.ckpt", process)  # epoch 0 done: the signal lands in epoch 1
+    process.send_signal(signum)
+    code, out = finish(process)
+    assert code == 128 + signum, out[-3000:]
+    stopped_at = torch.load(model_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    assert stopped_at < EPOCHS - 1 and "stopping after epoch" in out, out[-3000:]
+    assert not (model_dir / "predictions.csv").exists()
+    # As Snakemake does after a failed job: its declared outputs are deleted before the rerun.
+    (model_dir / "checkpoints/best.ckpt").unlink()
+
+    code, out = finish(start_training(model_dir, example_dir))
+    assert code == 0, out[-3000:]
+    assert "Restoring states from the checkpoint path" in out
+    for name in ("last.ckpt", "best.ckpt"):
+        assert_same(weights(model_dir / "checkpoints" / name), weights(uninterrupted / "checkpoints" / name))
+
+
+def test_sigkill_mid_epoch_resumes_from_the_previous_epoch_end(uninterrupted, example_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    process = start_training(model_dir, example_dir)
+    wait_for(model_dir / "checkpoints/last.ckpt", process)
+    process.kill()
+    finish(process)
+    code, out = finish(start_training(model_dir, example_dir))
+    assert code == 0, out[-3000:]
+    assert_same(weights(model_dir / "checkpoints/last.ckpt"), weights(uninterrupted / "checkpoints/last.ckpt"))
+
+
+def test_a_changed_config_starts_over_instead_of_resuming(uninterrupted, example_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    # last.ckpt of a model trained with another learning rate, as after editing the config.
+    (model_dir / "checkpoints/last.ckpt").write_bytes((uninterrupted / "checkpoints/last.ckpt").read_bytes())
+    code, out = finish(start_training(model_dir, example_dir, **{"training.optimizer_params.learning_rate": 0.0005}))
+    assert code == 0, out[-3000:]
+    assert "written for another config; training starts over" in out
+    assert "Restoring states" not in out
+    assert weights(model_dir / "checkpoints/last.ckpt")["epoch"] == EPOCHS - 1
+
+
+def test_killed_prediction_leaves_no_complete_looking_output(uninterrupted, example_dir, tmp_path):
+    out_dir = tmp_path / "preds"
+    videos = [example_dir / "videos" / f"session{i}.mp4" for i in range(2)]
+    command = [sys.executable, str(ROOT / "scripts/predict.py"), "--model-dir", str(uninterrupted), "--output-dir", str(out_dir), *map(str, videos)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    wait_for(out_dir / "session0.csv", process)  # kill while the other outputs are being made
+    process.kill()
+    finish(process)
+    frames = {v.stem: probe_video(v).num_frames for v in videos}
+    left = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+    assert "session1.csv" not in left
+    for name in left:  # whatever is there is complete
+        assert len(read_pose_table(out_dir / name)) == frames[Path(name).stem], name
+    rerun = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    for video in videos:
+        for suffix in (".csv", ".h5"):
+            assert len(read_pose_table(out_dir / f"{video.stem}{suffix}")) == frames[video.stem]

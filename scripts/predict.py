@@ -2,31 +2,61 @@
 """Predict videos with a trained model: ``predict.py --model-dir DIR --output-dir OUT VIDEO [VIDEO ...]``.
 
 Writes ``OUT/<video_stem>.csv`` and ``OUT/<video_stem>.h5`` per video. The model is loaded once for
-all videos; videos whose outputs exist are skipped unless ``--overwrite``.
+all videos; videos whose outputs exist are skipped unless ``--overwrite``. A video that fails (bad
+file) does not stop the others; the run then ends with an error naming every failed video.
+
+In the workflow (rule predict_videos) one job predicts a chunk of videos into the model's prediction
+store ``video_preds/.store/`` and writes a manifest; see workflow/rules/predict.smk.
 """
 
 import argparse
+import json
 import logging
+import os
 import time
 from pathlib import Path
 
 from lightning_pose_lib.cli import run
+from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.predict import default_device, load_model, predict_video
 
 
-def predict_all(model_dir, jobs, batch_size=None, backend=None, overwrite=False):
-    """``jobs``: (video, csv, h5) triples, predicted with one model load."""
+def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None):
+    """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load.
+
+    ``is_done(csv, h5)`` says whether a video's outputs can be kept (default: both exist). Returns a
+    record per video (frames, seconds, skipped) plus the seconds until the model was ready."""
+    started = time.perf_counter()
+    is_done = is_done or (lambda csv, h5: Path(csv).exists() and Path(h5).exists())
+    todo = [job for job in jobs if not is_done(job[1], job[2])]
+    records = [{"video": str(v), "csv": str(c), "h5": str(h), "skipped": True} for v, c, h in jobs if (v, c, h) not in todo]
+    for record in records:
+        logging.info("%s: already predicted, skipping", record["video"])
+    if not todo:
+        return {"model_ready_s": None, "videos": records}
     model = load_model(model_dir, default_device())
+    model_ready_s = time.perf_counter() - started
+    logging.info("model loaded on %s in %.1f s", model.device, model_ready_s)
     batch_size = batch_size or model.cfg["dali"]["base"]["predict"]["sequence_length"]
     backend = backend or model.cfg["dali"]["backend"]
-    for video, csv_path, h5_path in jobs:
-        if not overwrite and Path(csv_path).exists() and Path(h5_path).exists():
-            logging.info("%s: already predicted, skipping", video)
-            continue
+    failed = []
+    for video, csv_path, h5_path in todo:
         start = time.perf_counter()
-        table = predict_video(model, video, csv_path, h5_path, batch_size=batch_size, backend=backend)
-        elapsed = time.perf_counter() - start
-        logging.info("%s: %d frames in %.1f s (%.0f frames/s) -> %s", video, len(table), elapsed, len(table) / elapsed, csv_path)
+        try:
+            table = predict_video(model, video, csv_path, h5_path, batch_size=batch_size, backend=backend, progress=False)
+        except InputError as err:  # a bad video must not cost the others of this job
+            logging.error("%s", err)
+            failed.append(err)
+            continue
+        seconds = time.perf_counter() - start
+        records.append({"video": str(video), "csv": str(csv_path), "h5": str(h5_path), "skipped": False, "frames": len(table), "seconds": round(seconds, 3)})
+        logging.info("%s: %d frames in %.1f s (%.0f frames/s) -> %s", video, len(table), seconds, len(table) / seconds, csv_path)
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        raise InputError(None, f"{len(failed)} of {len(todo)} videos failed: " + "; ".join(map(str, failed)))
+    return {"model_ready_s": round(model_ready_s, 3), "videos": records}
 
 
 def cli_main(argv=None):
@@ -36,17 +66,29 @@ def cli_main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
     parser.add_argument("--backend", default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--report", default=None, help="write the per-video timings (JSON) here")
     parser.add_argument("videos", nargs="+")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     jobs = [(v, out / f"{Path(v).stem}.csv", out / f"{Path(v).stem}.h5") for v in args.videos]
-    predict_all(args.model_dir, jobs, args.batch_size, args.backend, args.overwrite)
+    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None)
+    if args.report:
+        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
 
 
 def rule_main(smk):
-    model_dir = Path(smk.input.best).parent.parent
+    """Rule predict_videos: every video of one chunk into the store, then the chunk's manifest."""
+    best = Path(smk.input.best)
+    store = Path(smk.params.store)
     backend = None if smk.params.backend == "auto" else smk.params.backend
-    predict_all(model_dir, [(smk.input.video, smk.output.csv, smk.output.h5)], smk.params.batch_size, backend, overwrite=True)
+    jobs = [(v, store / f"{Path(v).stem}.csv", store / f"{Path(v).stem}.h5") for v in smk.input.videos]
+
+    def is_done(csv, h5):
+        # Predictions older than the checkpoint came from an earlier training of this model.
+        return all(Path(p).exists() and os.path.getmtime(p) >= os.path.getmtime(best) for p in (csv, h5))
+
+    report = predict_all(best.parent.parent, jobs, smk.params.batch_size, backend, is_done=is_done)
+    write_text_atomic(smk.output.manifest, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

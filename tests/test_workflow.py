@@ -132,10 +132,11 @@ def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
         path.unlink()
     out = snakemake(workdir, "-n", "--quiet", "rules")
     jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
-    # The lost video's prediction, its model's evaluation, and what shows them: the comparison,
-    # that video's trace and labeled video, and the gallery (its model's pixel errors are rewritten).
+    # The lost video's prediction (re-linked from the model's prediction store: no model is loaded),
+    # its model's evaluation, and what shows them: the comparison, that video's trace and labeled
+    # video, and the gallery (its model's pixel errors are rewritten).
     assert jobs == {
-        "all": "1", "predict_video": "1", "evaluate_example": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1", "total": "7",
+        "all": "1", "video_prediction": "1", "evaluate_example": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1", "total": "7",
     }, out.stdout
 
 

@@ -252,3 +252,53 @@ def diagnostics_targets(dataset):
             for v in diagnostic_videos(dataset)
         ]
     return out
+
+
+# --- Batch prediction: videos in chunks, one model load per chunk (rules/predict.smk) ------------
+
+
+def _video_chunks(dataset):
+    """{chunk id: [video stems]}: the dataset's videos in name order, predict.videos_per_job each."""
+    stems = sorted(VIDEOS[dataset])
+    size = config["predict"]["videos_per_job"]
+    return {f"chunk{i // size:04d}": stems[i : i + size] for i in range(0, len(stems), size)}
+
+
+CHUNKS = {dataset: _video_chunks(dataset) for dataset in DATASETS}
+CHUNK_OF = {dataset: {stem: chunk for chunk, stems in CHUNKS[dataset].items() for stem in stems} for dataset in DATASETS}
+
+
+def prediction_store(dataset, model_id):
+    """Where prediction jobs write; Snakemake never deletes it (it is no rule's declared output)."""
+    return f"{model_dir(dataset, model_id)}/video_preds/.store"
+
+
+def chunk_videos(wildcards):
+    return [VIDEOS[wildcards.dataset][stem] for stem in CHUNKS[wildcards.dataset][wildcards.chunk]]
+
+
+def chunk_manifest(wildcards):
+    chunk = CHUNK_OF[wildcards.dataset][wildcards.video]
+    return f"{prediction_store(wildcards.dataset, wildcards.model)}/{chunk}.json"
+
+
+def prediction_store_wc(wildcards):
+    return prediction_store(wildcards.dataset, wildcards.model)
+
+
+def link_from_store(store, video, output, log):
+    """Rule video_prediction: hard-link one video's predictions from the store (no copy: same
+    file system), with the context model's per-head predictions when there are any."""
+    import shutil
+
+    heads = Path(store) / "heads"
+    extra = [p for p in heads.glob(f"{glob.escape(video)}_*.csv")] if heads.is_dir() else []
+    pairs = [(Path(store) / Path(t).name, Path(t)) for t in output] + [(p, Path(output[0]).parent / "heads" / p.name) for p in extra]
+    for stored, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(stored, target)
+        except OSError:  # another file system, or no hard links there
+            shutil.copyfile(stored, target)
+    Path(log).write_text("".join(f"{stored} -> {target}\n" for stored, target in pairs))

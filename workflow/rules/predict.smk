@@ -1,21 +1,51 @@
-# One prediction job per trained model x video.
+# Video prediction in two steps, so that a job loads the model once for many videos and finished
+# predictions survive any failure:
+#
+# 1. predict_videos (GPU job): one per model x chunk of `predict.videos_per_job` videos. It predicts
+#    each video of its chunk into the model's prediction store video_preds/.store/ and skips the
+#    videos the store already holds from the current checkpoint. The store is no rule's declared
+#    output, so Snakemake never deletes it -- not before a rerun and not after a failure. The job's
+#    declared output is only the chunk's manifest (written last).
+# 2. video_prediction (local, instant): hard-links one video's files from the store to
+#    video_preds/<video>.csv/.h5, the per-video outputs that evaluation and users read. A deleted
+#    output is redone by this step alone, without loading a model.
 
 
-rule predict_video:
+localrules:
+    video_prediction,
+
+
+rule predict_videos:
     input:
         best=f"{model_dir('{dataset}', '{model}')}/checkpoints/best.ckpt",
-        video=video_path,
+        videos=chunk_videos,
+    output:
+        manifest=f"{model_dir('{dataset}', '{model}')}/video_preds/.store/{{chunk}}.json",
+    params:
+        store=prediction_store_wc,
+        batch_size=config["predict"]["batch_size"],
+        backend=config["predict"]["backend"],
+    wildcard_constraints:
+        chunk="chunk[0-9]+",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/predict_videos/{dataset}/{model}/{chunk}.log",
+    message:
+        "Predicting the videos of {wildcards.chunk} with {wildcards.dataset}/{wildcards.model}"
+    script:
+        "../../scripts/predict.py"
+
+
+rule video_prediction:
+    input:
+        manifest=chunk_manifest,
     output:
         csv=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.csv",
         h5=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.h5",
     params:
-        batch_size=config["predict"]["batch_size"],
-        backend=config["predict"]["backend"],
-    conda:
-        "../../environment.yml"
+        store=prediction_store_wc,
     log:
-        "logs/predict/{dataset}/{model}/{video}.log",
-    message:
-        "Predicting {wildcards.video} with {wildcards.dataset}/{wildcards.model}"
-    script:
-        "../../scripts/predict.py"
+        "logs/video_prediction/{dataset}/{model}/{video}.log",
+    run:
+        link_from_store(params.store, wildcards.video, output, log[0])

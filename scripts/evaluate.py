@@ -78,6 +78,15 @@ def _nan_table(predictions):
     return table
 
 
+def _nan_to_null(value):
+    """Strict JSON: NaN (a metric with no values) becomes null."""
+    if isinstance(value, dict):
+        return {k: _nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _flat(prefix: str, s: dict) -> dict:
     return {prefix: s["mean"], f"{prefix}_median": s["median"], f"{prefix}_std": s["std"]}
 
@@ -108,7 +117,7 @@ def summarize_model(model_dir, labeled: dict[str, str], videos: dict[str, dict[s
             per_video.setdefault(video, {})[metric] = stats(table.to_numpy())["mean"]
     summary["per_keypoint"] = per_keypoint
     summary["per_video"] = per_video
-    write_text_atomic(model_dir / "metrics" / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    write_text_atomic(model_dir / "metrics" / "summary.json", json.dumps(_nan_to_null(summary), indent=2, allow_nan=False) + "\n")
     return summary
 
 
@@ -116,8 +125,11 @@ def mean_per_keypoint(tables: dict) -> dict:
     """Mean per keypoint over the frames of several videos."""
     values = np.concatenate([t.to_numpy() for t in tables.values()], axis=0)
     names = next(iter(tables.values())).columns
-    with np.errstate(invalid="ignore"):
-        return dict(zip(names, np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=0)))
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, values, 0.0).sum(axis=0)
+    # Keypoints outside a PCA have no value at all: their mean is NaN (null in the JSON).
+    return dict(zip(names, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)))
 
 
 def evaluate(model_dir, video_predictions=()):

@@ -121,9 +121,11 @@ def test_comparison_plots_have_titles_units_and_legends():
     assert "training frames" in title and "count" in xlabel and "px" in ylabel and len(legend) == 2
 
     values = {"temporal_norm": {"m1": np.array([0.0, 1, 2, np.nan]), "m2": np.array([1.0, 5])}, "pca_singleview_error": {"m1": np.array([1.0]), "m2": np.array([2.0])}}
-    texts = figure_texts(plots.video_metric_distributions(values))
+    fig = plots.video_metric_distributions(values)
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["m1", "m2"]
+    texts = figure_texts(fig)
     assert [t[0] for t in texts] == ["Temporal norm on videos", "Pose PCA error on videos"]
-    assert all("(px)" in t[2] and t[3][:2] == ["m1", "m2"] for t in texts)
+    assert all("(px)" in t[2] and t[1] == "model" for t in texts)
 
     trace = pd.DataFrame({"x": [1.0, 2], "y": [3.0, 4], "likelihood": [1.0, 0.5]})
     texts = figure_texts(plots.keypoint_trace({"m1": trace, "m2": trace}, "nose", "s0", None))

@@ -101,6 +101,7 @@ def test_workflow_outputs(finished):
     for column in ("test_pixel_error", "test_pixel_error_std", "video_temporal_norm", "video_temporal_norm_std", "video_pca_singleview_error", "video_pca_multiview_error"):
         assert models[column].notna().all(), column
     assert (models["model"] == models["variant"] + "__seed=0").all() and (models["seed"] == 0).all()
+    assert "<table" in (results / "summary.html").read_text()  # what the report shows inline
     plots = results / "plots"
     for name in ("pixel_error_per_keypoint", "video_metrics", "gallery_worst_frames", "traces/session0", "traces/session1"):
         assert (plots / f"{name}.png").stat().st_size > 10_000, name

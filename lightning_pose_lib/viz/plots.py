@@ -100,7 +100,7 @@ def video_metric_distributions(values: dict[str, dict[str, np.ndarray]], path=No
     """One panel per video metric: a box per model over every keypoint of every frame of every
     predicted video. ``values[metric][model]`` is a flat array of the metric's values."""
     metrics = [m for m in VIDEO_METRIC_LABELS if m in values]
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1) + 1.5, 4.8), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1) + 1.5, 5.6), layout="constrained", squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         models = list(values[metric])
         colours = model_colours(models)
@@ -117,10 +117,14 @@ def video_metric_distributions(values: dict[str, dict[str, np.ndarray]], path=No
         ax.set_xlabel("model")
         ax.set_ylabel(unit)
         ax.grid(axis="y", alpha=0.3)
-        handles = [plt.Rectangle((0, 0), 1, 1, color=colours[models[i]], alpha=0.7) for i in keep]
+    if metrics:
+        # One legend below the panels (they share the models), where it hides no whisker.
+        models = list(values[metrics[0]])
+        colours = model_colours(models)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m], alpha=0.7) for m in models]
         handles.append(plt.Line2D([], [], marker="D", color="black", markerfacecolor="white", linestyle=""))
-        ax.legend(handles, [models[i] for i in keep] + ["mean (box: quartiles, whiskers: 5-95 %)"], fontsize="x-small", loc="upper right")
-    if not metrics:
+        fig.legend(handles, models + ["mean (box: quartiles, whiskers: 5-95 %)"], loc="outside lower center", ncol=min(len(handles), 4), fontsize="small", title="model")
+    else:
         _empty(axes[0, 0], "no predicted videos")
         axes[0, 0].set_title("Video metrics")
     return save(fig, path)

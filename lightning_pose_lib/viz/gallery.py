@@ -47,29 +47,33 @@ def make_gallery(
     models = list(predictions)
     colours = keypoint_colours(labels.num_keypoints, colormap) / 255
     row_of = {p: i for i, p in enumerate(labels.image_paths)}
-    rows = max(len(frames), 1)
-    first = _image(data_dir, frames[0]) if frames else np.zeros((64, 64, 3), np.uint8)
-    aspect = first.shape[0] / first.shape[1]
+    images = {frame: _image(data_dir, frame) for frame in frames}
+    points = {(frame, m): keypoint_array(predictions[m].loc[[frame]])[0][0] for frame in frames for m in models}
+    # Each row zooms on its animal: the box around the labels and every model's predictions.
+    boxes = {frame: _box([labels.keypoints[row_of[frame]], *(points[frame, m] for m in models)], images[frame].shape) for frame in frames}
+    ratios = [(b[3] - b[2]) / (b[1] - b[0]) for b in boxes.values()] or [1.0]
     panel = 3.6
-    fig, axes = plt.subplots(rows, len(models), figsize=(panel * len(models), panel * aspect * rows + 1.4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(ratios), len(models), figsize=(panel * len(models), panel * sum(ratios) + 0.6 * len(ratios) + 1.4),
+        squeeze=False, layout="constrained", gridspec_kw={"height_ratios": ratios},
+    )
     for r, frame in enumerate(frames):
-        image = _image(data_dir, frame)
+        image = images[frame]
         truth = labels.keypoints[row_of[frame]]
+        x0, x1, y0, y1 = boxes[frame]
         for c, model in enumerate(models):
             ax = axes[r, c]
-            points, _, _ = keypoint_array(predictions[model].loc[[frame]])
-            points = points[0]
+            points_ = points[frame, model]
             ax.imshow(image)
             for k in range(labels.num_keypoints):
-                if np.isfinite(truth[k]).all() and np.isfinite(points[k]).all():
-                    ax.plot([truth[k, 0], points[k, 0]], [truth[k, 1], points[k, 1]], color=colours[k], linewidth=1)
+                if np.isfinite(truth[k]).all() and np.isfinite(points_[k]).all():
+                    ax.plot([truth[k, 0], points_[k, 0]], [truth[k, 1], points_[k, 1]], color=colours[k], linewidth=1)
             ax.scatter(truth[:, 0], truth[:, 1], s=40, facecolors="none", edgecolors="white", linewidths=1.2)
-            ax.scatter(points[:, 0], points[:, 1], s=14, c=colours, edgecolors="black", linewidths=0.4)
+            ax.scatter(points_[:, 0], points_[:, 1], s=14, c=colours, edgecolors="black", linewidths=0.4)
             error = errors[model].loc[frame].drop("set").astype(float).mean()
             ax.set_title(f"{model}\nmean error {error:.1f} px", fontsize="small")
-            # The frame's own extent: predictions far outside it must not shrink the image.
-            ax.set_xlim(-0.5, image.shape[1] - 0.5)
-            ax.set_ylim(image.shape[0] - 0.5, -0.5)
+            ax.set_xlim(x0 - 0.5, x1 - 0.5)
+            ax.set_ylim(y1 - 0.5, y0 - 0.5)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -85,6 +89,21 @@ def make_gallery(
     fig.suptitle(f"Labeled frames with the largest pixel error, worst first ({len(models)} model{'s' * (len(models) > 1)})")
     save(fig, path, dpi=100)
     return frames
+
+
+def _box(point_sets, shape) -> tuple[int, int, int, int]:
+    """x0, x1, y0, y1 of the finite points padded by a margin, inside the image (the whole image
+    when there are none): a small animal in a large frame stays visible."""
+    height, width = shape[:2]
+    points = np.concatenate([np.asarray(p, dtype=float).reshape(-1, 2) for p in point_sets])
+    points = points[np.isfinite(points).all(axis=1)]
+    if not len(points):
+        return 0, width, 0, height
+    pad = max(16.0, 0.08 * max(height, width))
+    (xmin, ymin), (xmax, ymax) = points.min(axis=0) - pad, points.max(axis=0) + pad
+    x0, x1 = max(0, int(np.floor(xmin))), min(width, int(np.ceil(xmax)) + 1)
+    y0, y1 = max(0, int(np.floor(ymin))), min(height, int(np.ceil(ymax)) + 1)
+    return (x0, x1, y0, y1) if x1 > x0 and y1 > y0 else (0, width, 0, height)
 
 
 def _image(data_dir, image_path: str) -> np.ndarray:

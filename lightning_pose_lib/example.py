@@ -291,7 +291,7 @@ def make_example(
         # Frames n-2..n+2 around each labeled frame n are saved too (unlabeled), as the Lightning
         # Pose app does, so the context model sees real neighbours.
         context = np.unique(np.clip(frames[:, None] + np.arange(-2, 3), 0, frames_per_session - 1))
-        with open_video(video) as reader:
+        with open_video(video, backend="pyav") as reader:  # numpy frames, on any machine
             images = dict(zip(context.tolist(), reader.read_frames(context)))
         for frame, image in images.items():
             with atomic_path(out_dir / f"labeled-data/session{session}/img{frame:08d}.png") as tmp:

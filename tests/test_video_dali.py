@@ -13,7 +13,7 @@ import torch
 
 from lightning_pose_lib.data.transforms import to_model_input
 from lightning_pose_lib.errors import InputError
-from lightning_pose_lib.video import open_video, write_video
+from lightning_pose_lib.video import DaliReader, open_video, write_video
 
 pytest.importorskip("nvidia.dali")
 
@@ -44,7 +44,7 @@ def small_h264(tmp_path_factory):
     # Smooth moving colour patterns: like camera images, unlike noise (whose chroma the decoders'
     # different upsampling filters would render differently).
     path = tmp_path_factory.mktemp("dali") / "clip.mp4"
-    y, x = np.mgrid[0:64, 0:96].astype(float)
+    y, x = np.mgrid[0:128, 0:192].astype(float)  # NVDEC decodes 128 x 128 and up
 
     def frame(i):
         channels = [np.sin(x / 30 + i / 4), np.cos(y / 25 - i / 6), np.sin((x + y) / 40 + i / 5)]
@@ -63,7 +63,7 @@ def test_dali_cpu_matches_pyav(small_h264, tmp_path, codec, suffix, tolerance):
     transcode(small_h264, video, codec)
     with open_video(video, backend="pyav") as reader:
         reference = {int(i): f for idx, frames in reader.iter_batches(16) for i, f in zip(idx, frames)}
-    with open_video(video, backend="dali") as reader:
+    with DaliReader(video, device="cpu") as reader:
         batches = list(reader.iter_batches(16))
     indices = np.concatenate([i for i, _ in batches])
     assert indices.tolist() == list(range(45))  # every frame once, in order, the partial tail included
@@ -80,7 +80,7 @@ def test_dali_cpu_matches_pyav(small_h264, tmp_path, codec, suffix, tolerance):
 def test_dali_read_frames_matches_sequential(small_h264, tmp_path):
     video = tmp_path / "clip.avi"
     transcode(small_h264, video, "mjpeg")
-    with open_video(video, backend="dali") as reader:
+    with DaliReader(video, device="cpu") as reader:
         picked = reader.read_frames([30, 2, 44, 2]).cpu().numpy()
     with open_video(video, backend="pyav") as reader:
         expected = reader.read_frames([30, 2, 44, 2])
@@ -94,7 +94,7 @@ def test_dali_cpu_on_real_video(mirror_mouse, tmp_path, codec, suffix, mean_limi
     transcode(mirror_mouse / "videos" / "test_vid.mp4", video, codec, limit=40)
     with open_video(video, backend="pyav") as reader:
         expected = reader.read_frames(range(40)).astype(float)
-    with open_video(video, backend="dali") as reader:
+    with DaliReader(video, device="cpu") as reader:
         frames = np.concatenate([f.cpu().numpy() for _, f in reader.iter_batches(16)]).astype(float)
     difference = np.abs(frames - expected)
     assert difference.mean() <= mean_limit and difference.max() <= max_limit
@@ -132,4 +132,4 @@ def test_dali_unlabeled_clips_are_consecutive_frames(small_h264, tmp_path):
         assert item["frames"].shape == (1, 8, 3, 32, 48) and item["frames"].dtype == torch.uint8
         indices = item["frame_indices"][0].numpy()
         assert (np.diff(indices) == 1).all() and indices.min() >= 0 and indices.max() < 45
-        assert item["orig_hw"].tolist() == [[64.0, 96.0]]
+        assert item["orig_hw"].tolist() == [[128.0, 192.0]]

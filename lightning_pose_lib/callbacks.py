@@ -140,6 +140,7 @@ class ResumableTraining(pl.Callback):
         }
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        log.info("resuming training after epoch %d from its last checkpoint", checkpoint["epoch"])
         # Called before the loops run: nothing has drawn from the generators since the restore.
         states = checkpoint.get(CHECKPOINT_KEY, {}).get("rng")
         if states is not None:

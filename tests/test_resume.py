@@ -80,7 +80,7 @@ def test_signal_stops_at_epoch_end_and_rerun_resumes_to_the_same_model(signum, u
 
     code, out = finish(start_training(model_dir, example_dir))
     assert code == 0, out[-3000:]
-    assert "Restoring states from the checkpoint path" in out
+    assert f"resuming training after epoch {stopped_at} from its last checkpoint" in out
     for name in ("last.ckpt", "best.ckpt"):
         assert_same(weights(model_dir / "checkpoints" / name), weights(uninterrupted / "checkpoints" / name))
 
@@ -104,7 +104,7 @@ def test_a_changed_config_starts_over_instead_of_resuming(uninterrupted, example
     code, out = finish(start_training(model_dir, example_dir, **{"training.optimizer_params.learning_rate": 0.0005}))
     assert code == 0, out[-3000:]
     assert "written for another config; training starts over" in out
-    assert "Restoring states" not in out
+    assert "resuming training" not in out
     assert weights(model_dir / "checkpoints/last.ckpt")["epoch"] == EPOCHS - 1
 
 

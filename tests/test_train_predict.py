@@ -11,7 +11,8 @@ import yaml
 from conftest import ROOT, tiny_overrides
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
-from lightning_pose_lib.predict import load_model, predict_video
+from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.predict import load_model, predict_video, predict_videos
 from lightning_pose_lib.train import is_complete, train
 from lightning_pose_lib.video import probe_video
 
@@ -65,6 +66,23 @@ def test_video_prediction_has_every_frame(trained, example_dir, tmp_path):
     assert ((likelihood >= 0) & (likelihood <= 1)).all()
 
 
+def test_many_videos_concurrently_equal_one_at_a_time(trained, example_dir, tmp_path):
+    model_dir, _ = trained
+    model = load_model(model_dir)
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    videos = [example_dir / "videos/session0.mp4", bad, example_dir / "videos/session1.mp4"]
+    jobs = [(v, tmp_path / "many" / f"{v.stem}.csv", tmp_path / "many" / f"{v.stem}.h5") for v in videos]
+    results = predict_videos(model, jobs, batch_size=16, decoders=3, progress=False)
+    assert [r.video for r in results] == [str(v) for v in videos]
+    assert isinstance(results[1].outcome, InputError) and str(bad) in str(results[1].outcome)
+    for video, result in zip(videos[::2], results[::2]):
+        alone = predict_video(model, video, tmp_path / "one" / f"{video.stem}.csv", batch_size=64, progress=False)
+        np.testing.assert_allclose(result.outcome.to_numpy(), alone.to_numpy(), atol=1e-4)
+        assert (tmp_path / "many" / f"{video.stem}.h5").exists()
+    assert not (tmp_path / "many" / "broken.csv").exists()
+
+
 def test_same_seed_same_result(example_dir, tmp_path):
     cfg = load_config(overrides=tiny_overrides(example_dir, **{"training.max_epochs": 1}))
     a = train(cfg, tmp_path / "a")
@@ -93,7 +111,7 @@ def test_scripts_end_to_end(trained, example_dir, tmp_path):
     "make_bad, problem",
     [
         (lambda d: (d / "CollectedData.csv").write_text("bodyparts,a,a\ncoords,x,y\nimg.png,1,2\n"), "missing header row"),
-        (lambda d: next((d / "labeled-data").rglob("*.png")).unlink(), "image file not found"),
+        (lambda d: (d / read_labels(d / "CollectedData.csv").image_paths[3]).unlink(), "image file not found"),
     ],
 )
 def test_bad_input_stops_with_one_clear_line(example_dir, tmp_path, make_bad, problem):

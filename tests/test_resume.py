@@ -17,7 +17,7 @@ from conftest import ROOT, tiny_overrides
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.video import probe_video
 
-EPOCHS = 4
+EPOCHS = 3
 
 
 def start_training(model_dir: Path, data_dir: Path, **extra) -> subprocess.Popen:

@@ -19,10 +19,10 @@ from pathlib import Path
 from lightning_pose_lib.cli import run
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_text_atomic
-from lightning_pose_lib.predict import default_device, load_model, predict_video
+from lightning_pose_lib.predict import default_device, load_model, predict_videos
 
 
-def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None):
+def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=4):
     """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load.
 
     ``is_done(csv, h5)`` says whether a video's outputs can be kept (default: both exist). Returns a
@@ -40,18 +40,17 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None):
     logging.info("model loaded on %s in %.1f s", model.device, model_ready_s)
     batch_size = batch_size or model.cfg["dali"]["base"]["predict"]["sequence_length"]
     backend = backend or model.cfg["dali"]["backend"]
+    # Several videos decode at once (threads) while the model runs: see predict_videos.
+    results = predict_videos(model, todo, batch_size=batch_size, backend=backend, progress=False, decoders=decoders)
     failed = []
-    for video, csv_path, h5_path in todo:
-        start = time.perf_counter()
-        try:
-            table = predict_video(model, video, csv_path, h5_path, batch_size=batch_size, backend=backend, progress=False)
-        except InputError as err:  # a bad video must not cost the others of this job
-            logging.error("%s", err)
-            failed.append(err)
+    for (video, csv_path, h5_path), result in zip(todo, results):
+        if isinstance(result.outcome, Exception):  # a bad video must not cost the others of this job
+            logging.error("%s", result.outcome)
+            failed.append(result.outcome)
             continue
-        seconds = time.perf_counter() - start
-        records.append({"video": str(video), "csv": str(csv_path), "h5": str(h5_path), "skipped": False, "frames": len(table), "seconds": round(seconds, 3)})
-        logging.info("%s: %d frames in %.1f s (%.0f frames/s) -> %s", video, len(table), seconds, len(table) / seconds, csv_path)
+        frames = len(result.outcome)
+        records.append({"video": str(video), "csv": str(csv_path), "h5": str(h5_path), "skipped": False, "frames": frames, "seconds": round(result.seconds, 3)})
+        logging.info("%s: %d frames in %.1f s -> %s", video, frames, result.seconds, csv_path)
     if len(failed) == 1:
         raise failed[0]
     if failed:
@@ -65,13 +64,14 @@ def cli_main(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
     parser.add_argument("--backend", default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
+    parser.add_argument("--decoders", type=int, default=4, help="videos decoded at the same time (default 4)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--report", default=None, help="write the per-video timings (JSON) here")
     parser.add_argument("videos", nargs="+")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     jobs = [(v, out / f"{Path(v).stem}.csv", out / f"{Path(v).stem}.h5") for v in args.videos]
-    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None)
+    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None, decoders=args.decoders)
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
 

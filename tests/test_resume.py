@@ -111,7 +111,8 @@ def test_a_changed_config_starts_over_instead_of_resuming(uninterrupted, example
 def test_killed_prediction_leaves_no_complete_looking_output(uninterrupted, example_dir, tmp_path):
     out_dir = tmp_path / "preds"
     videos = [example_dir / "videos" / f"session{i}.mp4" for i in range(2)]
-    command = [sys.executable, str(ROOT / "scripts/predict.py"), "--model-dir", str(uninterrupted), "--output-dir", str(out_dir), *map(str, videos)]
+    # one decoder: the videos are predicted one after the other, so the kill lands between them
+    command = [sys.executable, str(ROOT / "scripts/predict.py"), "--model-dir", str(uninterrupted), "--output-dir", str(out_dir), "--decoders", "1", *map(str, videos)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     wait_for(out_dir / "session0.csv", process)  # kill while the other outputs are being made
     process.kill()

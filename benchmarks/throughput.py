@@ -62,13 +62,15 @@ def model_only(model, batch, repeats=20):
 
 
 def plain_loop(model, videos, batch, backend):
-    """Baseline: one video at a time, decode a batch then run the model on it, fp32."""
+    """Baseline: one video at a time, decode a batch then run the model on it, fp32 (the context
+    model over each batch as a sequence)."""
+    run = model.forward_sequence if model.is_context else model
     start = time.perf_counter()
     frames_done = 0
     for video in videos:
         with open_video(video, backend=backend) as reader, torch.inference_mode():
             for indices, frames in reader.iter_batches(batch):
-                out = model(to_model_input(frames, model.input_hw, model.device))
+                out = run(to_model_input(frames, model.input_hw, model.device))
                 rescale_points(out["keypoints"], model.input_hw, (reader.info.height, reader.info.width)).cpu()
                 frames_done += len(indices)
     sync()

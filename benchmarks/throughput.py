@@ -81,7 +81,7 @@ def training_rates(cfg, steps=30):
     """Steps/s with the real loaders vs with synthetic tensors of the same shapes on the device."""
     dataset = load_dataset(cfg)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
-    train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"))
+    train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"), context=cfg["model"]["do_context"])
     device = default_device()
     model = PoseModel(cfg, dataset.labels.num_keypoints).to(device)
     model.use_unsupervised_losses(_fit_pcas(cfg, dataset, None))

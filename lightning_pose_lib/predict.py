@@ -20,7 +20,7 @@ from .data.labels import pose_table, write_pose_table
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
 from .models.pose_model import CONTEXT, PoseModel
-from .video import open_video, probe_video
+from .video import open_video
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PoseModel:
@@ -166,9 +166,8 @@ def _decode(work: queue.Queue, batches: queue.Queue, batch_size: int, backend: s
             batches.put(("done", None))
             return
         try:
-            info = probe_video(video)
-            batches.put(("start", job_id, info))
-            with open_video(video, backend=backend) as reader:
+            with open_video(video, backend=backend) as reader:  # opening validates the video
+                batches.put(("start", job_id, reader.info))
                 for indices, frames in reader.iter_batches(batch_size):
                     batches.put(("batch", job_id, indices, frames))
             batches.put(("end", job_id))

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from .images import read_image
 from .labels import Labels
-from .transforms import rescale_points, to_model_input
+from .transforms import rescale_points, to_model_uint8
 
 
 class LabeledFrames(Dataset):
@@ -29,7 +29,7 @@ class LabeledFrames(Dataset):
             frame = read_image(path)
             sizes.append(frame.shape[:2])
             frames = [frame if p == path else read_image(p) for p in context_paths(path)] if context else [frame]
-            resized = to_model_input(np.stack(frames), self.size_hw).mul_(255).round_().to(torch.uint8)
+            resized = to_model_uint8(np.stack(frames), self.size_hw)
             images.append(resized if context else resized[0])
         empty_shape = (0, 5, 3, *self.size_hw) if context else (0, 3, *self.size_hw)
         self.images = torch.stack(images) if images else torch.empty(empty_shape, dtype=torch.uint8)

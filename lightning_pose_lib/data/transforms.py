@@ -37,3 +37,9 @@ def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str 
     if tuple(x.shape[-2:]) != tuple(size_hw):
         x = F.interpolate(x, size=tuple(size_hw), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp_(0.0, 1.0)
+
+
+def to_model_uint8(frames, size_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
+    """:func:`to_model_input` kept as uint8 (N, 3, h, w): a quarter of the memory for frames that
+    are cached or queued before the model sees them (divide by 255 to use them)."""
+    return to_model_input(frames, size_hw, device).mul_(255).round_().to(torch.uint8)

@@ -16,7 +16,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import InputError
 from ..video import open_video, probe_video
-from .transforms import to_model_input
+from .transforms import to_model_uint8
 
 
 class UnlabeledClips(IterableDataset):
@@ -47,7 +47,7 @@ class UnlabeledClips(IterableDataset):
                 if v not in readers:
                     readers[v] = open_video(self.videos[v], backend=self.backend)
                 frames = readers[v].read_frames(indices)
-                resized = to_model_input(frames, self.size_hw).mul_(255).round_().to(torch.uint8)
+                resized = to_model_uint8(frames, self.size_hw)
                 info = self.infos[v]
                 yield {
                     "frames": resized,
@@ -82,7 +82,7 @@ class DaliUnlabeledClips:
 
     def __iter__(self):
         for frames, indices in self.clips:
-            resized = to_model_input(frames, self.size_hw, frames.device).mul_(255).round_().to(torch.uint8)
+            resized = to_model_uint8(frames, self.size_hw, frames.device)
             yield {
                 "frames": resized[None],
                 "frame_indices": torch.from_numpy(indices)[None],

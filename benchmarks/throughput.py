@@ -2,19 +2,21 @@
 """Prediction and training throughput against the model's own ceiling, measured in one run.
 
     python benchmarks/throughput.py --data DATASET_DIR --out OUT [--copies 32] [--backbone resnet50]
-        [--size 256] [--context] [--decoders 8] [--train-epochs 20]
+        [--size 256] [--batch 128] [--decoders 4] [--context] [--compile] [--train-epochs 100]
 
-On whatever device it finds (a GPU when there is one), with a model trained briefly on DATASET_DIR
-(a label CSV + videos/, e.g. the mirror-mouse example) so that its heatmaps are real:
+On whatever device it finds (a GPU when there is one), with a model trained on DATASET_DIR (a label
+CSV + videos/, e.g. the mirror-mouse example) so that its heatmaps are real:
 
-(a) model-only frames/s: forward + keypoint extraction on frames already on the device (bf16 on GPU);
+(a) model-only frames/s: the network call prediction makes (forward + keypoint extraction, bf16 on
+    a GPU) on frames already on the device, batches queued back to back;
 (b) end-to-end prediction frames/s over ``--copies`` copies of the dataset's first video (decode,
-    resize, normalise, forward, keypoints, CSV + H5 writing): ``predict_videos`` with concurrent
-    decoders, and a plain one-video-at-a-time loop (decode a batch, then forward, fp32) as baseline;
-(c) training steps/s of a semi-supervised model with its real data loading (labeled batches +
-    unlabeled clips) and with the same shapes as synthetic tensors already on the device;
-plus the bf16-vs-fp32 keypoint difference on the same frames and peak GPU memory. Prints ratios
-(b)/(a), (b)/(baseline), (c real)/(c synthetic) and writes everything to OUT/throughput.json.
+    resize, normalise, forward, keypoints, CSV + H5 writing) with ``predict_videos``, and a plain
+    one-video-at-a-time loop (decode a batch, then forward, same precision) as baseline;
+(c) training steps/s of a semi-supervised model (temporal loss) with its real data loading
+    (labeled batches + unlabeled clips) and with the same batch as tensors already on the device;
+plus pixel error on every labeled frame in fp32 and bf16, the bf16-vs-fp32 keypoint distance on a
+video, and peak GPU memory of prediction and training. Prints ratios (b)/(a), (b)/(baseline),
+(c real)/(c synthetic) with the GPU and software versions, and writes all to OUT/throughput.json.
 """
 
 import argparse
@@ -28,12 +30,13 @@ import numpy as np
 import torch
 
 import lightning_pose_lib
+from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labeled import LabeledFrames
 from lightning_pose_lib.data.transforms import rescale_points, to_model_input
 from lightning_pose_lib.data.unlabeled import list_videos
 from lightning_pose_lib.dataset import load_dataset
-from lightning_pose_lib.predict import _autocast, default_device, load_model, predict_videos
+from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_videos
 from lightning_pose_lib.train import _fit_pcas, _train_loader, train
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib.video import choose_backend, open_video
@@ -44,37 +47,53 @@ def sync():
         torch.cuda.synchronize()
 
 
-def model_only(model, batch, repeats=20):
-    """Frames/s of the model alone on frames already on the device, keypoints included (the
-    context model runs over a sequence, its backbone once per frame, as in prediction)."""
-    extra = 4 if model.is_context else 0
-    frames = torch.rand(batch + extra, 3, *model.input_hw, device=model.device)
-    run = model.forward_sequence if model.is_context else model
-    with torch.inference_mode(), _autocast(model, "auto"):
-        for _ in range(3):
-            run(frames)
-        sync()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            run(frames)["keypoints"].sum().item()
-        sync()
-    return batch * repeats / (time.perf_counter() - start)
+def model_only(model, batch, repeats=30, compile=False):
+    """Frames/s of the network alone on frames already on the device, keypoints included: the
+    same call prediction makes (precision, torch.compile), queued back to back and synchronised
+    once, so this is the GPU's own ceiling. The context model runs over sequences of the batch
+    size (its outputs are 4 frames fewer), as in prediction."""
+    network = _Network(model, batch, "auto", compile)
+    frames = torch.rand(batch, 3, *model.input_hw, device=model.device)
+    outputs = batch - (4 if model.is_context else 0)
+    for _ in range(3):
+        network([frames])
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        network([frames])
+    sync()
+    return outputs * repeats / (time.perf_counter() - start)
 
 
 def plain_loop(model, videos, batch, backend):
-    """Baseline: one video at a time, decode a batch then run the model on it, fp32 (the context
-    model over each batch as a sequence)."""
-    run = model.forward_sequence if model.is_context else model
+    """Baseline: one video at a time, decode a batch then run the model on it and copy the
+    keypoints back, in the same precision as the pipeline (the context model over each batch as
+    a sequence, whose outputs are 4 frames fewer; the baseline does not bother with overlaps)."""
     start = time.perf_counter()
     frames_done = 0
     for video in videos:
-        with open_video(video, backend=backend) as reader, torch.inference_mode():
+        with open_video(video, backend=backend) as reader, torch.inference_mode(), _autocast(model, "auto"):
             for indices, frames in reader.iter_batches(batch):
-                out = run(to_model_input(frames, model.input_hw, model.device))
-                rescale_points(out["keypoints"], model.input_hw, (reader.info.height, reader.info.width)).cpu()
-                frames_done += len(indices)
+                if model.is_context and len(indices) <= 4:  # a tail too short for any output
+                    continue
+                out = model.forward_sequence(to_model_input(frames, model.input_hw, model.device))
+                rescale_points(out["keypoints"].float(), model.input_hw, (reader.info.height, reader.info.width)).cpu()
+                frames_done += len(out["keypoints"])
     sync()
     return frames_done / (time.perf_counter() - start)
+
+
+def labeled_pixel_error(model, dataset, precision):
+    """Mean pixel error (original pixels) over every labeled frame, in ``precision``."""
+    frames = LabeledFrames(dataset.labels, dataset.data_dir, model.input_hw, context=model.is_context)
+    errors = []
+    with torch.inference_mode(), _autocast(model, precision):
+        for start in range(0, len(frames), 32):
+            images = frames.images[start : start + 32].to(model.device).float().div_(255.0)
+            out = model(images)
+            errors.append(model.pixel_error(out["keypoints"].float(), frames.keypoints[start : start + 32].to(model.device), frames.orig_hw[start : start + 32]).cpu())
+    errors = torch.cat(errors)
+    return float(errors[~torch.isnan(errors)].mean())
 
 
 def training_rates(cfg, steps=30):
@@ -129,43 +148,60 @@ def training_rates(cfg, steps=30):
     return real, synthetic
 
 
+def versions():
+    found = {"lightning_pose_lib": lightning_pose_lib.__version__, "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version()}
+    for name, module in (("pytorch_lightning", "pytorch_lightning"), ("dali", "nvidia.dali"), ("kornia", "kornia"), ("av", "av")):
+        try:
+            found[name] = __import__(module, fromlist=["__version__"]).__version__
+        except ImportError:
+            pass
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder: CollectedData.csv, labeled-data/, videos/")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--copies", type=int, default=32)
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=96)
-    parser.add_argument("--decoders", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--decoders", type=int, default=4)
     parser.add_argument("--context", action="store_true", help="the heatmap_mhcrnn context model")
-    parser.add_argument("--train-epochs", type=int, default=20)
+    parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
+    parser.add_argument("--train-epochs", type=int, default=100)
+    parser.add_argument("--train-steps", type=int, default=40, help="steps timed for the training rates")
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = default_device()
+    on_gpu = device.type == "cuda"
+    epochs = args.train_epochs
     overrides = [
-        f"data.data_dir={args.data}", "data.video_dir=videos", f"model.backbone={args.backbone}", "model.backbone_pretrained=false",
+        f"data.data_dir={args.data.resolve()}", "data.video_dir=videos", f"model.backbone={args.backbone}", "model.backbone_pretrained=false",
         f"data.image_resize_dims.height={args.size}", f"data.image_resize_dims.width={args.size}",
-        f"training.max_epochs={args.train_epochs}", "training.min_epochs=1", "training.unfreezing_epoch=0",
+        f"training.max_epochs={epochs}", f"training.min_epochs={epochs}", "training.unfreezing_epoch=0",
+        f"training.lr_scheduler_params.multisteplr.milestones=[{max(1, int(epochs * 0.6))},{max(1, int(epochs * 0.8))}]",
         "training.check_val_every_n_epoch=5", "training.train_prob=0.8", "training.val_prob=0.1",
-        f"training.precision={'bf16-mixed' if device.type == 'cuda' else '32-true'}",
+        f"training.precision={'bf16-mixed' if on_gpu else '32-true'}",
     ]
     if args.context:
         overrides += ["model.model_type=heatmap_mhcrnn", "model.do_context=true"]
     cfg = load_config(overrides=overrides)
     model_dir = args.out / ("context" if args.context else "model")
+    started = time.perf_counter()
     if not (model_dir / "checkpoints" / "best.ckpt").exists():
         train(cfg, model_dir)
-    model = load_model(model_dir, device).to(memory_format=torch.channels_last)
-    size_hw = model.input_hw
+    model = load_model(model_dir, device)
     results = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
-        "versions": {"lightning_pose_lib": lightning_pose_lib.__version__, "torch": torch.__version__, "cuda": torch.version.cuda},
-        "model": f"{'heatmap_mhcrnn' if args.context else 'heatmap'} {args.backbone} {args.size}x{args.size}",
+        "device": torch.cuda.get_device_name(0) if on_gpu else platform.processor() or "cpu",
+        "versions": versions(),
+        "model": f"{'heatmap_mhcrnn' if args.context else 'heatmap'} {args.backbone} {args.size}x{args.size}, batch {args.batch}",
         "backend": choose_backend(args.backend),
+        "decoders": args.decoders,
+        "train_seconds": round(time.perf_counter() - started, 1),
     }
-    if device.type == "cuda":
+    if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     results["model_only_fps"] = model_only(model, args.batch)
 
@@ -179,33 +215,47 @@ def main():
             copy.symlink_to(Path(video).resolve())
         videos.append(copy)
     jobs = [(v, args.out / "preds" / f"{v.stem}.csv", args.out / "preds" / f"{v.stem}.h5") for v in videos]
-    predict_videos(model, jobs[:2], args.batch, args.backend, progress=False, decoders=2)  # warm-up
-    start = time.perf_counter()
-    outcome = predict_videos(model, jobs, args.batch, args.backend, progress=False, decoders=args.decoders)
-    sync()
-    total = sum(len(r.outcome) for r in outcome)
-    results["end_to_end_fps"] = total / (time.perf_counter() - start)
-    results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend)
-    if device.type == "cuda":
-        results["predict_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
 
-    # bf16 vs fp32 on the same frames: keypoints of the first video
+    def end_to_end(**kwargs):
+        predict_videos(model, jobs[:2], args.batch, args.backend, progress=False, decoders=2, **kwargs)  # warm-up
+        sync()
+        start = time.perf_counter()
+        outcome = predict_videos(model, jobs, args.batch, args.backend, progress=False, decoders=args.decoders, **kwargs)
+        sync()
+        failed = [r.outcome for r in outcome if isinstance(r.outcome, Exception)]
+        assert not failed, failed
+        return sum(len(r.outcome) for r in outcome) / (time.perf_counter() - start), outcome
+
+    results["end_to_end_fps"], outcome = end_to_end()
+    results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend)
+    if on_gpu:
+        results["predict_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    if args.compile:
+        results["model_only_fps_compiled"] = model_only(model, args.batch, compile=True)
+        results["end_to_end_fps_compiled"], _ = end_to_end(compile=True)
+
+    # bf16 against fp32: keypoints of one video, and the pixel error on every labeled frame
     fp32 = predict_videos(model, jobs[:1], args.batch, args.backend, progress=False, precision="fp32", decoders=1)[0].outcome
     bf16 = outcome[0].outcome
-    diff = np.abs(fp32.to_numpy().reshape(len(fp32), -1, 3)[..., :2] - bf16.to_numpy().reshape(len(bf16), -1, 3)[..., :2])
-    results["bf16_vs_fp32_px"] = {"mean": float(np.linalg.norm(diff, axis=-1).mean()), "median": float(np.median(np.linalg.norm(diff, axis=-1))), "p99": float(np.percentile(np.linalg.norm(diff, axis=-1), 99))}
+    xy = lambda table: table.to_numpy().reshape(len(table), -1, 3)[..., :2]  # noqa: E731
+    distance = np.linalg.norm(xy(fp32) - xy(bf16), axis=-1)
+    results["bf16_vs_fp32_keypoint_px"] = {"median": float(np.median(distance)), "p99": float(np.percentile(distance, 99)), "max": float(distance.max())}
+    dataset = load_dataset(cfg)
+    results["labeled_pixel_error_fp32"] = labeled_pixel_error(model, dataset, "fp32")
+    results["labeled_pixel_error_bf16"] = labeled_pixel_error(model, dataset, "bf16")
+    results["labeled_pixel_error_change_bf16"] = results["labeled_pixel_error_bf16"] - results["labeled_pixel_error_fp32"]
 
     semi = load_config(overrides=overrides + ["model.losses_to_use=[temporal]"])
-    if device.type == "cuda":
+    if on_gpu:
         torch.cuda.reset_peak_memory_stats()
-    results["train_steps_per_s_real"], results["train_steps_per_s_synthetic"] = training_rates(semi)
-    if device.type == "cuda":
+    results["train_steps_per_s_real"], results["train_steps_per_s_synthetic"] = training_rates(semi, args.train_steps)
+    if on_gpu:
         results["train_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
 
     results["ratio_end_to_end_over_model_only"] = results["end_to_end_fps"] / results["model_only_fps"]
     results["ratio_end_to_end_over_plain_loop"] = results["end_to_end_fps"] / results["plain_loop_fps"]
     results["ratio_train_real_over_synthetic"] = results["train_steps_per_s_real"] / results["train_steps_per_s_synthetic"]
-    (args.out / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomic(args.out / "throughput.json", json.dumps(results, indent=2) + "\n")
     shutil.rmtree(args.out / "preds", ignore_errors=True)
     for key, value in results.items():
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")

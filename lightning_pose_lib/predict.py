@@ -20,7 +20,7 @@ from .data.labels import pose_table, write_pose_table
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
 from .models.pose_model import CONTEXT, PoseModel
-from .video import open_video
+from .video import stream_videos
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PoseModel:
@@ -28,8 +28,10 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
     path = Path(model_dir) / "checkpoints" / "best.ckpt"
     if not path.is_file():
         raise InputError(path, "no trained model here (checkpoint missing; has training finished?)")
-    model = PoseModel.load_from_checkpoint(path, map_location="cpu", weights_only=False)
-    return model.eval().to(device)
+    model = PoseModel.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval().to(device)
+    if model.device.type == "cuda":  # tensor cores read NHWC without a transpose
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def default_device() -> torch.device:
@@ -101,33 +103,45 @@ def predict_videos(
     progress: bool = True,
     precision: str = "auto",
     decoders: int = 4,
+    compile: bool = False,
 ) -> list[VideoResult]:
     """Predict many videos with one model; ``jobs`` are (video, csv, h5 or None) triples.
 
-    ``decoders`` threads decode videos concurrently (the decoders release the GIL) into a bounded
-    queue, so the model never waits for one video's decoder; this thread runs the model (bf16 on
-    a GPU when ``precision`` is auto or bf16; keypoints are extracted on the device); a writer
-    thread writes each video's files as soon as its last frame is predicted. A video that fails
-    (unreadable, truncated) is reported in its result and does not stop the others.
+    The work is a pipeline in which nothing waits on the GPU:
+
+    - ``decoders`` threads each decode their share of the videos as one stream (one DALI pipeline
+      for all of them, or PyAV), and resize and normalise the frames on the device, on their own
+      CUDA stream, into a bounded queue;
+    - this thread fills batches of exactly ``batch_size`` frames, taking pieces of several videos
+      when one runs short, and runs the model (bf16 on a GPU when ``precision`` is auto or bf16;
+      ``compile``: torch.compile the network). Keypoints are extracted and kept on the device, and
+      copied back once per video, without blocking;
+    - a writer thread writes each video's files when its last frame is predicted.
+
+    A video that fails (unreadable, truncated) is reported in its result; the others go on.
     """
     names = keypoint_names or model.hparams.get("keypoint_names") or [f"kp{k}" for k in range(model.num_keypoints)]
-    work: queue.Queue = queue.Queue()
-    for job_id, job in enumerate(jobs):
-        work.put((job_id, job))
-    batches: queue.Queue = queue.Queue(maxsize=2 * max(1, decoders))
+    if model.is_context and batch_size <= 2 * CONTEXT:
+        raise ValueError(f"the context model needs batch_size > {2 * CONTEXT} (each piece carries {2 * CONTEXT} context frames)")
+    decoders = max(1, min(decoders, len(jobs)))
+    if model.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # batches have one shape, so the tuned kernels are reused
+    chunks: queue.Queue = queue.Queue(maxsize=2 * decoders + 2)
     writes: queue.Queue = queue.Queue()
     results: dict[int, VideoResult] = {}
-    decoders = max(1, min(decoders, len(jobs)))
-    threads = [threading.Thread(target=_decode, args=(work, batches, batch_size, backend), daemon=True) for _ in range(decoders)]
+    groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
+    threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model), daemon=True) for group in groups]
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
         thread.start()
-    states: dict[int, _VideoState] = {}
     bar = tqdm(desc="frames", unit="frame", disable=not progress, file=sys.stderr)
+    network = _Network(model, batch_size, precision, compile)
+    states: dict[int, _VideoState] = {}
     finished = 0
-    autocast = _autocast(model, precision)
-    while finished < decoders:
-        kind, job_id, *payload = batches.get()
+
+    def handle(event) -> None:
+        nonlocal finished
+        kind, job_id, *payload = event
         if kind == "done":  # a decoder thread ran out of videos
             finished += 1
         elif kind == "error":
@@ -136,16 +150,58 @@ def predict_videos(
         elif kind == "start":
             states[job_id] = _VideoState(model, payload[0], jobs[job_id])
         elif kind == "batch":
-            indices, frames = payload
-            with torch.inference_mode(), autocast:
-                states[job_id].push(indices, to_model_input(frames, model.input_hw, model.device))
-            bar.update(len(indices))
+            states[job_id].add(*payload)
         elif kind == "end":
-            writes.put((job_id, states.pop(job_id)))
+            states[job_id].ended = True
+
+    with torch.inference_mode():
+        while True:
+            while finished < decoders and sum(s.waiting() for s in states.values()) < batch_size:
+                handle(chunks.get())
+            pieces, rows = [], 0
+            for state in list(states.values()):  # oldest first (dicts keep insertion order)
+                while rows < batch_size and (piece := state.take(batch_size - rows)) is not None:
+                    pieces.append((state, *piece))
+                    rows += len(piece[0])
+            if pieces:
+                outputs = network([p[1] for p in pieces])
+                offset = 0
+                for state, frames, first, count in pieces:
+                    state.store(outputs, offset, first, count)
+                    offset += count
+                    bar.update(count)
+            for job_id in [j for j, s in states.items() if s.ended and s.waiting() == 0]:
+                writes.put((job_id, states.pop(job_id).to_host()))
+            if finished == decoders and not pieces:
+                break
+    for job_id, state in states.items():  # streams that stopped without their end: reported as truncated
+        writes.put((job_id, state.to_host()))
     writes.put(None)
     writer.join()
     bar.close()
+    for i, (video, *_) in enumerate(jobs):
+        results.setdefault(i, VideoResult(str(video), InputError(video, "the decoder returned no frames"), 0.0))
     return [results[i] for i in range(len(jobs))]
+
+
+class _Network:
+    """The model over a batch of frame runs, with the chosen precision (and torch.compile)."""
+
+    def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool):
+        self.model, self.batch_size = model, batch_size
+        self.autocast = _autocast(model, precision)
+        self.features = model.features
+        if compile:  # fixed shapes (batches are padded to batch_size), so it compiles once
+            self.features = torch.compile(model.features, dynamic=False)
+
+    @torch.inference_mode()
+    def __call__(self, runs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        images = torch.cat(runs) if len(runs) > 1 else runs[0]
+        count = len(images)
+        if self.features is not self.model.features and count < self.batch_size:
+            images = torch.cat([images, images.new_zeros(self.batch_size - count, *images.shape[1:])])
+        with self.autocast:
+            return self.model.sequence_heads(self.features(images)[:count], [len(r) for r in runs])
 
 
 def _autocast(model: PoseModel, precision: str):
@@ -157,61 +213,104 @@ def _autocast(model: PoseModel, precision: str):
     return contextlib.nullcontext()
 
 
-def _decode(work: queue.Queue, batches: queue.Queue, batch_size: int, backend: str) -> None:
-    """Decoder thread: whole videos, one at a time, batch by batch, in frame order."""
-    while True:
-        try:
-            job_id, (video, *_) = work.get_nowait()
-        except queue.Empty:
-            batches.put(("done", None))
-            return
-        try:
-            with open_video(video, backend=backend) as reader:  # opening validates the video
-                batches.put(("start", job_id, reader.info))
-                for indices, frames in reader.iter_batches(batch_size):
-                    batches.put(("batch", job_id, indices, frames))
-            batches.put(("end", job_id))
-        except Exception as err:  # reported per video; the other videos go on
-            batches.put(("error", job_id, err if isinstance(err, InputError) else InputError(video, f"cannot predict: {err}")))
+def _decode(group: list[int], jobs: list[tuple], chunks: queue.Queue, batch_size: int, backend: str, model: PoseModel) -> None:
+    """Decoder thread: the videos of ``group`` as one stream, frames resized and normalised to the
+    model input on the device (on this thread's own CUDA stream, so the model's work and this
+    thread's copies never wait for each other)."""
+    device = model.device
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+    unfinished = set(group)
+    try:
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            for kind, position, *payload in stream_videos([jobs[j][0] for j in group], batch_size, backend):
+                job_id = group[position]
+                if kind == "batch":
+                    indices, frames = payload
+                    images = to_model_input(frames, model.input_hw, device)
+                    ready = None
+                    if stream is not None:
+                        ready = torch.cuda.Event()
+                        ready.record(stream)
+                    payload = [indices, images, ready]
+                elif kind in ("end", "error"):
+                    unfinished.discard(job_id)
+                chunks.put((kind, job_id, *payload))
+    except Exception as err:  # the stream itself broke: every video not yet finished fails
+        for job_id in sorted(unfinished):
+            chunks.put(("error", job_id, err if isinstance(err, InputError) else InputError(jobs[job_id][0], f"cannot predict: {err}")))
+    chunks.put(("done", None))
 
 
 class _VideoState:
-    """Predictions of one video as they arrive; for the context model, consecutive batches overlap
-    by four frames so every frame has its neighbours."""
+    """One video in flight: frames waiting for the model, and keypoints kept on the device.
+
+    For the context model every predicted frame needs two neighbours on each side: the first and
+    last frames stand in for the missing ones at the ends, and each piece handed to the model keeps
+    the four frames around its cut for the next piece.
+    """
 
     def __init__(self, model: PoseModel, info, job):
         self.model, self.info, self.job = model, info, job
         self.fields = ("", "static_", "context_") if model.is_context else ("",)
-        n, k = info.num_frames, model.num_keypoints
-        self.keypoints = {f: np.full((n, k, 2), np.nan) for f in self.fields}
-        self.likelihood = {f: np.zeros((n, k)) for f in self.fields}
-        self.seen = np.zeros(n, dtype=bool)
-        self.carry, self.carry_indices = None, np.zeros(0, dtype=np.int64)
+        self.margin = 2 * CONTEXT if model.is_context else 0
+        n, k, device = info.num_frames, model.num_keypoints, model.device
+        self.keypoints = {f: torch.full((n, k, 2), float("nan"), device=device) for f in self.fields}
+        self.likelihood = {f: torch.zeros((n, k), device=device) for f in self.fields}
+        self.frames: torch.Tensor | None = None  # model inputs not yet predicted (plus context)
+        self.received = 0  # frames decoded so far
+        self.predicted = 0  # frames 0..predicted-1 have keypoints
+        self.ended = False
+        self.error: Exception | None = None
         self.started = time.perf_counter()
 
-    def push(self, indices: np.ndarray, images: torch.Tensor) -> None:
-        model = self.model
-        if not model.is_context:
-            return self._store(indices, model(images))
-        if self.carry is None:  # start of the video: the first frame stands in for frames -2 and -1
-            self.carry = images[:1].expand(CONTEXT, -1, -1, -1)
-            self.carry_indices = np.full(CONTEXT, -1)
-        sequence = torch.cat([self.carry, images])
-        sequence_indices = np.concatenate([self.carry_indices, indices])
-        if indices[-1] == self.info.num_frames - 1:  # end of the video: the last frame stands in for the next two
-            sequence = torch.cat([sequence, images[-1:].expand(CONTEXT, -1, -1, -1)])
-            sequence_indices = np.concatenate([sequence_indices, np.full(CONTEXT, -1)])
-        if len(sequence) > 2 * CONTEXT:
-            self._store(sequence_indices[CONTEXT:-CONTEXT], model.forward_sequence(sequence))
-        self.carry, self.carry_indices = sequence[-2 * CONTEXT :], sequence_indices[-2 * CONTEXT :]
+    def add(self, indices: np.ndarray, images: torch.Tensor, ready) -> None:
+        if ready is not None:  # decoded on another CUDA stream
+            torch.cuda.current_stream().wait_event(ready)
+            images.record_stream(torch.cuda.current_stream())
+        if len(indices) == 0 or indices[0] != self.received or indices[-1] != self.received + len(indices) - 1:
+            self.error = self.error or InputError(self.job[0], f"decoder returned frames {indices[:1]}.. where frame {self.received} was next")
+            return
+        self.received += len(indices)
+        if self.margin and self.frames is None:  # the first frame stands in for frames -2 and -1
+            self.frames = images[:1].expand(CONTEXT, -1, -1, -1)
+        parts = [images] if self.frames is None else [self.frames, images]
+        if self.margin and self.received == self.info.num_frames:  # the last frame stands in for the next two
+            parts.append(images[-1:].expand(CONTEXT, -1, -1, -1))
+        self.frames = torch.cat(parts) if len(parts) > 1 else images
 
-    def _store(self, indices: np.ndarray, out: dict) -> None:
+    def waiting(self) -> int:
+        """Model input rows ready to go (0 while the context model still needs more frames)."""
+        n = 0 if self.frames is None or self.error else len(self.frames)
+        return n if n > self.margin else 0
+
+    def take(self, rows: int):
+        """The next piece of at most ``rows`` model inputs: (frames, first frame, frames predicted)."""
+        count = min(self.waiting() - self.margin, rows - self.margin)
+        if count <= 0:
+            return None
+        piece, first = self.frames[: count + self.margin], self.predicted
+        self.frames = self.frames[count:]
+        self.predicted += count
+        return piece, first, count
+
+    def store(self, outputs: dict, offset: int, first: int, count: int) -> None:
         size = (self.info.height, self.info.width)
         for f in self.fields:
-            points = rescale_points(out[f"{f}keypoints"].float(), self.model.input_hw, size)
-            self.keypoints[f][indices] = points.cpu().numpy()
-            self.likelihood[f][indices] = out[f"{f}likelihood"].float().cpu().numpy()
-        self.seen[indices] = True
+            points = outputs[f"{f}keypoints"][offset : offset + count].float()
+            self.keypoints[f][first : first + count] = rescale_points(points, self.model.input_hw, size)
+            self.likelihood[f][first : first + count] = outputs[f"{f}likelihood"][offset : offset + count].float()
+
+    def to_host(self) -> "_VideoState":
+        """Start copying the keypoints back without waiting; the writer waits for ``copied``."""
+        self.frames = None
+        self.copied = None
+        if self.model.device.type == "cuda":
+            for table in (self.keypoints, self.likelihood):
+                for f, values in table.items():
+                    table[f] = torch.empty(values.shape, dtype=values.dtype, pin_memory=True).copy_(values, non_blocking=True)
+            self.copied = torch.cuda.Event()
+            self.copied.record()
+        return self
 
 
 def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) -> None:
@@ -220,12 +319,18 @@ def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) ->
         job_id, state = item
         video, csv_path, h5_path = (*state.job, None)[:3]
         try:
-            if not state.seen.all():
-                raise InputError(video, f"decoded {int(state.seen.sum())} of {state.info.num_frames} frames; the file may be truncated")
-            table = pose_table(state.keypoints[""], names, scorer, state.likelihood[""])
+            if state.copied is not None:
+                state.copied.synchronize()
+            if state.error:
+                raise state.error
+            if state.predicted != state.info.num_frames:
+                raise InputError(video, f"decoded {state.received} of {state.info.num_frames} frames; the file may be truncated")
+            keypoints = {f: v.numpy() for f, v in state.keypoints.items()}
+            likelihood = {f: v.numpy() for f, v in state.likelihood.items()}
+            table = pose_table(keypoints[""], names, scorer, likelihood[""])
             for f in state.fields[1:]:
                 head_csv = Path(csv_path).parent / "heads" / f"{Path(csv_path).stem}_{f.rstrip('_')}.csv"
-                write_pose_table(pose_table(state.keypoints[f], names, scorer, state.likelihood[f]), head_csv)
+                write_pose_table(pose_table(keypoints[f], names, scorer, likelihood[f]), head_csv)
             write_pose_table(table, csv_path, h5_path)
             results[job_id] = VideoResult(str(video), table, time.perf_counter() - state.started)
         except Exception as err:

@@ -198,5 +198,12 @@ def test_context_model_predicts_every_frame_whatever_the_batch_size(example_dir,
     # each keypoint took the more confident head
     best = np.maximum(static.xs("likelihood", axis=1, level="coords").to_numpy(), context.xs("likelihood", axis=1, level="coords").to_numpy())
     np.testing.assert_allclose(tables[1].xs("likelihood", axis=1, level="coords").to_numpy(), best, atol=1e-4)
+    # two videos through one decoder share batches (a batch holds the end of one and the start of
+    # the next); each video's edges still get their own edge frames as context
+    videos = [example_dir / "videos" / f"session{i}.mp4" for i in (0, 1)]
+    shared = predict_videos(model, [(v, tmp_path / "shared" / f"{v.stem}.csv") for v in videos], batch_size=15, decoders=1, progress=False)
+    for video, result in zip(videos, shared):
+        alone = predict_video(model, video, tmp_path / "alone" / f"{video.stem}.csv", batch_size=64, progress=False)
+        np.testing.assert_allclose(result.outcome.to_numpy(), alone.to_numpy(), atol=1e-3)
     labeled = read_pose_table(tmp_path / "m" / "predictions.csv")
     assert len(labeled) == 40 and not np.isnan(labeled.drop(columns=[("set", "", "")]).to_numpy(dtype=float)).any()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_pose_lib.data.transforms import to_model_input
+from lightning_pose_lib.data.transforms import to_model_input, to_model_uint8
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.video import DaliReader, open_video, write_video
 
@@ -126,10 +126,37 @@ def test_dali_unlabeled_clips_are_consecutive_frames(small_h264, tmp_path):
     for name in ("a", "b"):
         videos.append(tmp_path / f"{name}.webm")
         transcode(small_h264, videos[-1], "libvpx-vp9")
+    with open_video(videos[0], backend="pyav") as reader:
+        reference = to_model_uint8(reader.read_frames(range(45)), (32, 48)).float()
     clips = iter(DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=1))
-    for _ in range(8):  # more clips than one pass over the two videos holds
+    for _ in range(12):  # more clips than one pass over the two videos holds (5 whole clips each)
         item = next(clips)
         assert item["frames"].shape == (1, 8, 3, 32, 48) and item["frames"].dtype == torch.uint8
-        indices = item["frame_indices"][0].numpy()
-        assert (np.diff(indices) == 1).all() and indices.min() >= 0 and indices.max() < 45
         assert item["orig_hw"].tolist() == [[128.0, 192.0]]
+        # the clip is 8 consecutive frames of the video (both copies have the same frames)
+        clip = item["frames"][0].float()
+        start = int((reference[:38] - clip[0]).abs().mean(dim=(1, 2, 3)).argmin())
+        assert (reference[start : start + 8] - clip).abs().mean() < 2.0
+
+
+def test_dali_stream_decodes_many_videos_in_one_pass(small_h264, tmp_path):
+    """One pipeline over a list of videos: every frame of each, in order, tagged with its video;
+    a file that is not a video is reported by name and the others still decode."""
+    videos = []
+    for name, limit in (("a", None), ("b", 20), ("c", 45)):
+        videos.append(tmp_path / f"{name}.webm")
+        transcode(small_h264, videos[-1], "libvpx-vp9", limit=limit)
+    broken = tmp_path / "broken.webm"
+    broken.write_text("not a video")
+    paths = [str(videos[0]), str(broken), str(videos[1]), str(videos[2])]
+    events = list(DaliReader.stream(paths, 16))
+    errors = {e[1]: e[2] for e in events if e[0] == "error"}
+    assert list(errors) == [1] and "broken.webm" in str(errors[1])
+    for position, count in ((0, 45), (2, 20), (3, 45)):
+        mine = [e for e in events if e[1] == position]
+        assert mine[0][0] == "start" and mine[0][2].num_frames == count and mine[-1] == ("end", position)
+        assert np.concatenate([e[2] for e in mine if e[0] == "batch"]).tolist() == list(range(count))
+    with open_video(videos[1], backend="pyav") as reader:
+        expected = reader.read_frames(range(20)).astype(float)
+    frames = torch.cat([e[3].cpu() for e in events if e[0] == "batch" and e[1] == 2]).numpy().astype(float)
+    assert np.abs(frames - expected).mean() < 2.0

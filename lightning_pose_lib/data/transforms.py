@@ -14,15 +14,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def rescale_points(points, from_hw: tuple[float, float], to_hw: tuple[float, float]):
+def rescale_points(points, from_hw, to_hw):
     """Map (..., 2) x, y points from an image of size ``from_hw`` to one of size ``to_hw``.
 
-    Works on numpy arrays and torch tensors; sizes are (height, width).
+    Works on numpy arrays and torch tensors. Sizes are (height, width) pairs, or arrays/tensors of
+    them (..., 2) broadcasting against the points' leading dimensions; sizes already on the device
+    stay there (no host round trip, which would stall the GPU).
     """
-    sx = to_hw[1] / from_hw[1]
-    sy = to_hw[0] / from_hw[0]
-    scale = points.new_tensor([sx, sy]) if isinstance(points, torch.Tensor) else np.array([sx, sy])
-    return (points + 0.5) * scale - 0.5
+
+    def height_width(size):
+        return (size[..., 0], size[..., 1]) if hasattr(size, "shape") else (float(size[0]), float(size[1]))
+
+    (from_h, from_w), (to_h, to_w) = height_width(from_hw), height_width(to_hw)
+    x = (points[..., 0] + 0.5) * (to_w / from_w) - 0.5
+    y = (points[..., 1] + 0.5) * (to_h / from_h) - 0.5
+    return (torch.stack if isinstance(points, torch.Tensor) else np.stack)([x, y], -1)
 
 
 def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:

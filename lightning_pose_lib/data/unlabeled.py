@@ -71,8 +71,9 @@ def list_videos(folder: str | os.PathLike) -> list[str]:
 
 
 class DaliUnlabeledClips:
-    """The same items as :class:`UnlabeledClips` (batched by one), decoded by DALI on the GPU and
-    resized there: the GPU path of the unlabeled data, iterated in the training process."""
+    """The items of :class:`UnlabeledClips` (batched by one; ``frames`` and ``orig_hw``, which is
+    all the losses use), decoded by DALI on the GPU and resized there: the GPU path of the
+    unlabeled data, iterated in the training process without a host round trip."""
 
     def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int):
         from ..video.dali_backend import DaliClips
@@ -81,11 +82,9 @@ class DaliUnlabeledClips:
         self.size_hw = tuple(size_hw)
 
     def __iter__(self):
-        for frames, indices in self.clips:
-            resized = to_model_uint8(frames, self.size_hw, frames.device)
+        for frames in self.clips:
             yield {
-                "frames": resized[None],
-                "frame_indices": torch.from_numpy(indices)[None],
+                "frames": to_model_uint8(frames, self.size_hw, frames.device)[None],
                 "orig_hw": torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32),
             }
 

@@ -85,8 +85,7 @@ class PoseModel(pl.LightningModule):
         """Features (B, C, h, w), or (B, 5, C, h, w) for the context model -> predictions."""
         if self.model_type == "regression":
             normalized = self.head(features).float()
-            size = normalized.new_tensor([self.input_hw[1], self.input_hw[0]])
-            keypoints = normalized * size - 0.5
+            keypoints = rescale_points(normalized - 0.5, (1, 1), self.input_hw)  # (0, 1) box -> pixels
             return {"normalized_keypoints": normalized, "keypoints": keypoints, "likelihood": torch.ones_like(keypoints[..., 0])}
         if not self.is_context:
             return self._keypoints(self.head(features))
@@ -112,15 +111,26 @@ class PoseModel(pl.LightningModule):
     def forward_sequence(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Consecutive frames (T, 3, H, W) -> predictions for each frame; the backbone runs once per
         frame. For the context model the output covers frames 2..T-3 (those with full context)."""
-        features = self.features(frames)
+        return self.sequence_heads(self.features(frames), [len(frames)])
+
+    def sequence_heads(self, features: torch.Tensor, lengths: list[int]) -> dict[str, torch.Tensor]:
+        """Predictions from the backbone features of several runs of consecutive frames (of
+        ``lengths``, concatenated), so one batch can hold pieces of several videos. For the context
+        model each run of T frames gives outputs for its frames 2..T-3; all outputs are in order."""
         if not self.is_context:
             return self.heads(features)
-        windows = torch.stack([features[i : len(features) - 2 * CONTEXT + i] for i in range(2 * CONTEXT + 1)], dim=1)
-        return self.heads(windows)
+        windows, start = [], 0
+        for n in lengths:
+            run = features[start : start + n]
+            windows.append(torch.stack([run[i : n - 2 * CONTEXT + i] for i in range(2 * CONTEXT + 1)], dim=1))
+            start += n
+        return self.heads(torch.cat(windows))
 
     # ----- training --------------------------------------------------------------------------
     def _supervised(self, batch: dict, stage: str, augment: bool) -> tuple[torch.Tensor, dict]:
         images, keypoints = batch["image"], batch["keypoints"]
+        if images.dtype == torch.uint8:  # labeled frames travel as uint8
+            images = images.float().div_(255.0)
         if augment:
             images, keypoints = self.augment(images, keypoints)
         out = self(images)
@@ -156,7 +166,7 @@ class PoseModel(pl.LightningModule):
         for name, loss_fn in self.unsupervised.items():
             values = []
             for prefix in heads:
-                keypoints = torch.stack([rescale_points(o[f"{prefix}keypoints"], self.input_hw, tuple(hw.tolist())) for o, hw in zip(outs, clips["orig_hw"])])
+                keypoints = torch.stack([rescale_points(o[f"{prefix}keypoints"], self.input_hw, hw) for o, hw in zip(outs, clips["orig_hw"])])
                 likelihood = torch.stack([o[f"{prefix}likelihood"] for o in outs])
                 values.append(loss_fn({"keypoints": keypoints, "likelihood": likelihood}))
             value = torch.stack(values).mean()

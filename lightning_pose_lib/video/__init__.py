@@ -30,14 +30,25 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
 
     ``backend="auto"`` picks DALI on a machine with a GPU and DALI, PyAV otherwise.
     """
+    return _backend_class(backend)(path)
+
+
+def stream_videos(paths: list[str | os.PathLike], batch_size: int, backend: str = "auto"):
+    """Decode many videos as one stream of events (see :meth:`VideoReader.stream`); a backend
+    that can (DALI) decodes them all in one pass."""
+    return _backend_class(backend).stream([os.fspath(p) for p in paths], batch_size)
+
+
+def _backend_class(backend: str) -> type[VideoReader]:
     backend = choose_backend(backend)
     if backend not in BACKENDS:
         choices = ", ".join(["auto", *BACKENDS])
         raise ValueError(f"unknown video backend {backend!r}; choose one of: {choices}")
-    return BACKENDS[backend](path)
+    return BACKENDS[backend]
 
 
 __all__ = [
+    "stream_videos",
     "BACKENDS",
     "DaliReader",
     "choose_backend",

@@ -47,6 +47,29 @@ class VideoReader(abc.ABC):
         Frames must be exact: the same pixels as the sequential decode, also for H.264 with B-frames.
         """
 
+    @classmethod
+    def stream(cls, paths: Sequence[str], batch_size: int) -> Iterator[tuple]:
+        """Many videos decoded one after another as one stream of events, each tagged with the
+        video's position in ``paths``:
+
+        - ``("start", i, info)``, then ``("batch", i, frame_indices, frames)`` as in
+          :meth:`iter_batches`, then ``("end", i)``;
+        - or ``("error", i, exception)`` where the video cannot be (fully) decoded; the stream goes
+          on with the next video.
+
+        This one-reader-per-video version serves every backend; a backend that can decode a list
+        of files in one pass (DALI) overrides it to save the per-video set-up.
+        """
+        for i, path in enumerate(paths):
+            try:
+                with cls(path) as reader:
+                    yield ("start", i, reader.info)
+                    for indices, frames in reader.iter_batches(batch_size):
+                        yield ("batch", i, indices, frames)
+                yield ("end", i)
+            except Exception as err:  # reported for this video; the next ones go on
+                yield ("error", i, err)
+
     def close(self) -> None:
         """Release decoder resources; the base class holds none."""
 

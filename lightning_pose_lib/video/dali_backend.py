@@ -7,7 +7,8 @@ decoded them (a CUDA tensor on the GPU); resizing and normalisation then happen 
 code as for every other backend.
 
 Traps handled here: the reader's default ``pad_mode="none"`` silently drops the last partial
-sequence, so sequences are padded with zero frames whose index is -1, and those are dropped.
+sequence, so for prediction sequences are padded with zero frames whose index is -1, and those
+are dropped. One pipeline decodes a whole list of videos (its set-up costs about a second).
 """
 
 from __future__ import annotations
@@ -37,28 +38,49 @@ def _device() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def _sequences(files: list[str], length: int, device: str, shuffle: bool, seed: int, name: str = "reader"):
-    """A DALI pipeline yielding (frames uint8 (L, H, W, 3), frame indices (L,)) per sample."""
+def _sequences(files: list[str], length: int, device: str, shuffle: bool, seed: int, numbered: bool):
+    """A DALI pipeline over ``files`` yielding sequences of ``length`` consecutive frames, uint8
+    (L, H, W, 3). ``numbered``: every sequence of every file, in order, with the file's position in
+    ``files`` and each frame's index (-1 for the zero frames padding a file's last sequence);
+    otherwise only whole sequences and the frames alone (nothing to copy back to the host)."""
     from nvidia.dali import fn, pipeline_def
 
     @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device() if device == "gpu" else None, seed=seed, prefetch_queue_depth=2)
     def pipe():
-        frames, indices = fn.experimental.readers.video(
-            device=device,
-            filenames=files,
-            sequence_length=length,
-            step=length,
-            pad_mode="constant",
-            enable_frame_num="sequence",
-            pad_last_batch=True,
-            random_shuffle=shuffle,
-            initial_fill=16,
-            seed=seed,
-            name=name,
+        numbering = {"pad_mode": "constant", "enable_frame_num": "sequence", "labels": list(range(len(files)))} if numbered else {}
+        outputs = fn.experimental.readers.video(
+            device=device, filenames=files, sequence_length=length, step=length, pad_last_batch=True,
+            random_shuffle=shuffle, initial_fill=16, seed=seed, name="reader", **numbering,
         )
-        return frames, indices
+        return tuple(outputs) if numbered else outputs
 
     return pipe()
+
+
+def _decode(infos: list[VideoInfo], length: int, device: str) -> Iterator[tuple]:
+    """The events of :meth:`VideoReader.stream` for ``infos`` decoded by one pipeline, in order;
+    positions index ``infos``. A video DALI yields no frames for ends with too few frames seen,
+    which the caller checks against ``num_frames``."""
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    pipe = _sequences([i.path for i in infos], length, device, shuffle=False, seed=0, numbered=True)
+    iterator = DALIGenericIterator(pipe, ["frames", "video", "indices"], reader_name="reader", last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
+    current = None
+    for batch in iterator:
+        video = int(batch[0]["video"].reshape(-1)[0])
+        indices = batch[0]["indices"][0].cpu().numpy().astype(np.int64)
+        if video != current:
+            if current is not None:
+                yield ("end", current)
+            current = video
+            yield ("start", video, infos[video])
+        keep = indices >= 0
+        if keep.all():
+            yield ("batch", video, indices, batch[0]["frames"][0])
+        elif keep.any():
+            yield ("batch", video, indices[keep], batch[0]["frames"][0][torch.from_numpy(keep).to(batch[0]["frames"].device)])
+    if current is not None:
+        yield ("end", current)
 
 
 class DaliReader(VideoReader):
@@ -73,16 +95,39 @@ class DaliReader(VideoReader):
             raise InputError(path, f"DALI decodes {self.info.codec} only on a GPU (on CPU: {', '.join(CPU_CODECS)}); use the pyav backend")
 
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
-
         self._check_batch_size(batch_size)
-        pipe = _sequences([self.info.path], batch_size, self.device, shuffle=False, seed=0)
-        iterator = DALIGenericIterator(pipe, ["frames", "indices"], reader_name="reader", last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
-        for batch in iterator:
-            frames, indices = batch[0]["frames"][0], batch[0]["indices"][0].cpu().numpy().astype(np.int64)
-            keep = indices >= 0
-            if keep.any():
-                yield indices[keep], frames[torch.from_numpy(keep).to(frames.device)]
+        for kind, _, *payload in _decode([self.info], batch_size, self.device):
+            if kind == "batch":
+                yield payload[0], payload[1]
+
+    @classmethod
+    def stream(cls, paths: Sequence[str], batch_size: int) -> Iterator[tuple]:
+        """All videos through one DALI pipeline (building one per video costs about a second each).
+        Videos that fail to open are reported first; if decoding fails, the video being decoded is
+        reported and the ones after it go on one pipeline each, so each error names its own file."""
+        cls._check_batch_size(batch_size)
+        readers = {}
+        for i, path in enumerate(paths):
+            try:
+                readers[i] = cls(path)
+            except Exception as err:
+                yield ("error", i, err)
+        todo = list(readers)
+        if not todo:
+            return
+        started, ended = set(), set()
+        try:
+            for kind, position, *payload in _decode([readers[i].info for i in todo], batch_size, readers[todo[0]].device):
+                i = todo[position]
+                (started if kind == "start" else ended if kind == "end" else set()).add(i)
+                yield (kind, i, *payload)
+        except Exception as err:
+            for i in started - ended:
+                yield ("error", i, InputError(paths[i], f"cannot decode: {err}"))
+                ended.add(i)
+            rest = [i for i in todo if i not in started]
+            for kind, position, *payload in super().stream([paths[i] for i in rest], batch_size):
+                yield (kind, rest[position], *payload)
 
     def read_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Random access through one sequential pass over the needed span (DALI has no cheap
@@ -104,7 +149,8 @@ class DaliReader(VideoReader):
 class DaliClips:
     """Endless random clips of ``length`` consecutive frames from ``files`` for the unsupervised
     losses: non-overlapping clips, shuffled through DALI's buffer (as upstream Lightning Pose).
-    Yields (frames uint8 (L, H, W, 3) on the decoding device, frame indices (L,), file index)."""
+    Yields frames uint8 (L, H, W, 3) on the decoding device. A video's last partial clip is never
+    drawn, and nothing is copied back to the host, so the training step never waits on it."""
 
     def __init__(self, files: Sequence[str], length: int, seed: int, device: str | None = None):
         self.files, self.length, self.seed = [os.fspath(f) for f in files], length, seed
@@ -113,10 +159,8 @@ class DaliClips:
     def __iter__(self):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        pipe = _sequences(self.files, self.length, self.device, shuffle=True, seed=self.seed)
-        iterator = DALIGenericIterator(pipe, ["frames", "indices"], reader_name="reader", last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
+        pipe = _sequences(self.files, self.length, self.device, shuffle=True, seed=self.seed, numbered=False)
+        iterator = DALIGenericIterator(pipe, ["frames"], reader_name="reader", last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
         while True:
             for batch in iterator:
-                indices = batch[0]["indices"][0].cpu().numpy().astype(np.int64)
-                if (indices >= 0).all():  # skip the padded tail of a video
-                    yield batch[0]["frames"][0], indices
+                yield batch[0]["frames"][0]

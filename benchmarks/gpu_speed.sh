@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Issue 6 figures on a lent GPU machine with no network (DALI and the other wheels carried as in
+# benchmarks/gpu_proof.sh):
+#   bash benchmarks/gpu_speed.sh MOUSE_DATA_DIR heatmap|context [extra throughput.py flags]
+# Runs the DALI tests once, then benchmarks/throughput.py on 32 copies of the mirror-mouse video
+# with a ResNet-50 at 256 x 256; writes logs and throughput.json files to $OUT.
+set -uo pipefail
+mouse=$1
+which=$2
+shift 2
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+if [ ! -d /tmp/site/nvidia/dali ]; then
+    cat /tmp/dali/part* > /tmp/nvidia_dali_cuda120-2.4.0-py3-none-manylinux_2_28_x86_64.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+        /tmp/nvidia_dali_cuda120-2.4.0-py3-none-manylinux_2_28_x86_64.whl /tmp/whl/*.whl || exit 1
+    python3 -m pytest -q -p no:cacheprovider tests/test_video_dali.py 2>&1 | tail -3 | tee "$out/dali_tests.log"
+fi
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+flag=""
+[ "$which" = context ] && flag="--context"
+python3 benchmarks/throughput.py --data "$mouse" --out "/tmp/bench_$which" --copies 32 --backbone resnet50 --size 256 $flag "$@" 2>&1 \
+    | grep -v "Warning\|warn(" | tee "$out/throughput_$which.log" | tail -30
+cp "/tmp/bench_$which/throughput.json" "$out/throughput_$which.json" 2>/dev/null
+grep -h "frames/s\|epoch\|Epoch" /tmp/bench_$which/*/train.log 2>/dev/null | tail -3

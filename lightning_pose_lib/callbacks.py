@@ -17,6 +17,15 @@ repeat or skip batches when resumed. The price: after the signal, the running ep
 within SLURM's grace time, otherwise SIGKILL ends the job and the rerun repeats that epoch (from
 the previous epoch's last.ckpt) — nothing is lost beyond it.
 
+Several devices (DDP): every rank installs the handlers (SLURM signals every process of the job;
+a local ``kill`` reaches rank 0 only); at each epoch start the ranks agree (a max over them) on
+whether any was signalled, so all stop at the same epoch end. Rank 0 exits with 128 + signal
+number, the other ranks with status 0: Lightning's launcher in rank 0 watches the processes it
+started and kills every process, rank 0 included, as soon as one ends with a non-zero status. Only
+rank 0 writes files (checkpoints, through Lightning; the best-model backup, here); its checkpoint's
+random number generator states are every rank's: all ranks seed and draw alike (their shuffling
+generators draw one common order).
+
 :func:`resume_checkpoint` decides whether a ``last.ckpt`` may be resumed: only when it was written
 for the same resolved config. After a config edit, Snakemake reruns training; it must start over,
 not continue the old model.
@@ -78,6 +87,7 @@ class ResumableTraining(pl.Callback):
         self.train_loader = train_loader
         self.stop_signal: int | None = None
         self._previous_handlers: dict[int, object] = {}
+        self._other_ranks: list = []
 
     # --- signals ---------------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module) -> None:
@@ -86,10 +96,15 @@ class ResumableTraining(pl.Callback):
         for signum in STOP_SIGNALS:
             self._previous_handlers[signum] = signal.getsignal(signum)
             signal.signal(signum, self._on_signal)
-        self._restore_best_backup(trainer)
+        # Rank 0 of a multi-device run: the processes it started for the other ranks.
+        self._other_ranks = list(getattr(trainer.strategy.launcher, "procs", None) or [])
+        if trainer.is_global_zero:
+            self._restore_best_backup(trainer)
 
     def _on_signal(self, signum, frame) -> None:
         if self.stop_signal is not None:  # asked twice: stop now, the rerun repeats this epoch
+            for process in self._other_ranks:  # they cannot go on without this process
+                process.kill()
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
@@ -97,15 +112,21 @@ class ResumableTraining(pl.Callback):
         log.warning("received %s: finishing this epoch, saving last.ckpt, then stopping", signal.Signals(signum).name)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if self.stop_signal is not None:  # the previous epoch's end wrote last.ckpt
-            code = 128 + self.stop_signal
-            log.warning("stopping after epoch %d (exit status %d); a rerun resumes from last.ckpt", trainer.current_epoch - 1, code)
-            raise SystemExit(code)
+        # Every rank stops when any was signalled (the largest signal number names the status).
+        stop_signal = int(trainer.strategy.reduce(torch.tensor(self.stop_signal or 0, device=pl_module.device), reduce_op="max"))
+        if stop_signal:  # the previous epoch's end wrote last.ckpt
+            code = 128 + stop_signal
+            if trainer.is_global_zero:
+                log.warning("stopping after epoch %d (exit status %d); a rerun resumes from last.ckpt", trainer.current_epoch - 1, code)
+                raise SystemExit(code)
+            raise SystemExit(0)  # rank 0 reports the stop (see the module docstring)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # Snakemake deletes best.ckpt (a declared output) when the job fails; a hard link keeps
         # its content for the resumed run. ModelCheckpoint callbacks run after this one, so best.ckpt
-        # already holds this epoch's validation result here.
+        # already holds this epoch's validation result here. Rank 0 writes the checkpoints.
+        if not trainer.is_global_zero:
+            return
         best = _best_path(trainer)
         if best is not None and best.exists():
             backup = best.parent / BEST_BACKUP

@@ -10,6 +10,7 @@ from __future__ import annotations
 import __main__
 import contextlib
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -33,7 +34,12 @@ def _redirected(log_path: str | None):
     if log_path is None:
         yield
         return
-    with open(log_path, "w", buffering=1) as log:
+    # The other ranks of a multi-device training run this script again (Lightning's ddp launcher
+    # sets LOCAL_RANK for them) and write to the same log: only the first process starts the log
+    # afresh, and all append, so that no process overwrites another's lines.
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        open(log_path, "w").close()
+    with open(log_path, "a", buffering=1) as log:
         old = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = log
         try:

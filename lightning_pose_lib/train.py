@@ -9,14 +9,26 @@ Model folder layout::
     tb_logs/                 TensorBoard
     predictions.csv          labeled frames, with the set (train/validation/test/unused) of each
     train_status.json        written last: {"status": "COMPLETED", ...}
+
+Several devices (``training.num_gpus`` > 1; see :func:`_devices`) train with Lightning's ``ddp``
+strategy on one node: the process running this function is global rank 0 and starts one copy of
+its own entry script (``sys.argv``, e.g. ``scripts/train.py``) per further device when
+``trainer.fit`` begins; each copy calls ``train()`` again with the same config. Rank 0 alone writes
+the model folder (config, provenance, PCAs, checkpoints, logs, predictions, status); the other ranks
+only help fit and return None. ``training.train_batch_size`` is per device (as upstream): a step
+trains on ``train_batch_size x devices`` labeled frames, each device its own share of one shuffled
+order (:class:`ShardedRandomSampler`), and one epoch is still one pass over the training frames.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import math
 import os
 import shutil
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -24,10 +36,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import numpy as np
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.plugins.environments import LightningEnvironment
+from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from . import config as config_lib
 from .callbacks import ResumableTraining, resume_checkpoint
@@ -42,24 +57,66 @@ from .provenance import provenance
 
 STATUS_FILE = "train_status.json"
 
+log = logging.getLogger(__name__)
 
-def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]:
-    """Train the model described by ``cfg`` into ``model_dir``; return validation/test metrics."""
+
+def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float] | None:
+    """Train the model described by ``cfg`` into ``model_dir``; return validation/test metrics
+    (None on the ranks other than 0 of a multi-device run, which write nothing)."""
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(cfg)
-    write_text_atomic(model_dir / "config.yaml", config_lib.dump(cfg))
-    write_text_atomic(model_dir / "provenance.yaml", config_lib.dump(provenance(cfg, dataset.csv_path)))
-    _write_status(model_dir, "TRAINING")
-
     train_cfg = cfg["training"]
+    accelerator = _accelerator(train_cfg)
+    devices = _devices(train_cfg, accelerator)
+
+    ckpt_dir = model_dir / "checkpoints"
+    # Validation metrics are synced across devices (PoseModel logs them with sync_dist), so every
+    # rank agrees on the best epoch and on when to save.
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_pixel_error", mode="min", enable_version_counter=False)
+    # last.ckpt after every epoch: what an interrupted run resumes from.
+    # (save_top_k=0 with save_last=True would write it only at the end of training.)
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+    resumable = ResumableTraining()  # given the training loader below, once this rank's is made
+    trainer = pl.Trainer(
+        default_root_dir=model_dir,
+        logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
+        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable],
+        accelerator=accelerator,
+        devices=devices,
+        strategy=_strategy(devices),
+        # Our samplers shard the training frames themselves (ShardedRandomSampler); every rank
+        # validates on the whole validation set, so the synced validation error is exactly the
+        # single-device one (a DistributedSampler would pad the shards with repeated frames).
+        use_distributed_sampler=False,
+        precision=train_cfg["precision"] if accelerator == "gpu" else "32-true",
+        min_epochs=train_cfg["min_epochs"],
+        max_epochs=train_cfg["max_epochs"],
+        limit_train_batches=train_cfg["limit_train_batches"] or 1.0,
+        check_val_every_n_epoch=train_cfg["check_val_every_n_epoch"],
+        log_every_n_steps=min(train_cfg["log_every_n_steps"], max(1, len(dataset.rows("train")) // (train_cfg["train_batch_size"] * devices))),
+        deterministic="warn",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    # Known from the launcher's environment variables as soon as the Trainer exists; rank 0 runs
+    # before the other ranks are started (at trainer.fit), so they find its files in place.
+    rank, world_size = trainer.global_rank, trainer.world_size
+    if world_size > 1:
+        log.info("training on %d %s devices with DDP: this is global rank %d of world size %d", world_size, accelerator, rank, world_size)
+    if rank == 0:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(model_dir / "config.yaml", config_lib.dump(cfg))
+        write_text_atomic(model_dir / "provenance.yaml", config_lib.dump(provenance(cfg, dataset.csv_path)))
+        _write_status(model_dir, "TRAINING")
+
     pl.seed_everything(train_cfg["rng_seed_model_pt"], workers=True, verbose=False)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
     context = cfg["model"]["do_context"]
     train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"), context=context)
     val_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("validation"), context=context)
-    pcas = _fit_pcas(cfg, dataset, model_dir)
-    train_loader = _train_loader(cfg, dataset, train_set, size_hw)
+    pcas = _fit_pcas(cfg, dataset, model_dir if rank == 0 else None)  # the same fit on every rank, saved once
+    train_loader = _train_loader(cfg, dataset, train_set, size_hw, rank=rank, world_size=world_size)
+    resumable.train_loader = train_loader
     val_loader = DataLoader(val_set, batch_size=train_cfg["val_batch_size"], num_workers=0)
 
     model = PoseModel(cfg, dataset.labels.num_keypoints, dataset.labels.keypoint_names)
@@ -68,32 +125,22 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         state = torch.load(cfg["model"]["checkpoint"], map_location="cpu", weights_only=False)
         model.load_state_dict(state.get("state_dict", state))
 
-    ckpt_dir = model_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_pixel_error", mode="min", enable_version_counter=False)
-    # last.ckpt after every epoch: what an interrupted run resumes from.
-    # (save_top_k=0 with save_last=True would write it only at the end of training.)
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
-    trainer = pl.Trainer(
-        default_root_dir=model_dir,
-        logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
-        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), ResumableTraining(train_loader)],
-        accelerator=_accelerator(train_cfg),
-        devices=_devices(train_cfg),
-        precision=train_cfg["precision"] if torch.cuda.is_available() else "32-true",
-        min_epochs=train_cfg["min_epochs"],
-        max_epochs=train_cfg["max_epochs"],
-        limit_train_batches=train_cfg["limit_train_batches"] or 1.0,
-        check_val_every_n_epoch=train_cfg["check_val_every_n_epoch"],
-        log_every_n_steps=min(train_cfg["log_every_n_steps"], max(1, len(train_set) // train_cfg["train_batch_size"])),
-        deterministic="warn",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
     resume = ckpt_dir / "last.ckpt"
+    # Rank 0 decides (and removes a last.ckpt it must not resume) before the other ranks exist;
+    # they resume from what it left.
+    ckpt_path = resume_checkpoint(resume, cfg) if rank == 0 else (resume if resume.exists() else None)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")
-        trainer.fit(model, train_loader, val_loader, ckpt_path=resume_checkpoint(resume, cfg), weights_only=False)  # our own checkpoint
+        try:
+            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=False)  # our own checkpoint
+        except BaseException as err:
+            # A stop on a signal (SystemExit) ends every rank at the same epoch end: let them exit.
+            # Anything else leaves the other ranks nothing to do but hang in a collective: end them.
+            _end_other_ranks(trainer, wait=isinstance(err, SystemExit))
+            raise
+    if rank != 0:
+        return None
     if not (ckpt_dir / "best.ckpt").exists():  # no validation ran (very short runs): last is best
         shutil.copyfile(resume, ckpt_dir / "best.ckpt")
 
@@ -104,6 +151,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     from .metrics import pixel_error, summarize_pixel_error
 
     metrics = summarize_pixel_error(pixel_error(table, dataset.labels))
+    _end_other_ranks(trainer, wait=True)
     _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch)
     return metrics
 
@@ -123,29 +171,80 @@ def _fit_pcas(cfg: dict, dataset, model_dir: Path) -> dict:
         return {}
 
 
-def _train_loader(cfg: dict, dataset, train_set, size_hw):
-    """Labeled batches; for semi-supervised models combined with one unlabeled clip per step."""
+def _train_loader(cfg: dict, dataset, train_set, size_hw, rank: int = 0, world_size: int = 1):
+    """Labeled batches; for semi-supervised models combined with one unlabeled clip per step.
+
+    ``train_batch_size`` is per device. With several devices (``world_size`` > 1) each rank takes
+    its share of one shuffled order (:class:`ShardedRandomSampler`), so all ranks run the same
+    number of steps and an epoch is one pass over the training frames; each rank draws its own
+    stream of unlabeled clips.
+    """
     train_cfg = cfg["training"]
-    batch_size = min(train_cfg["train_batch_size"], len(train_set))
-    generator = torch.Generator().manual_seed(train_cfg["rng_seed_model_pt"])
+    # A device's batch: at most its share of the training frames.
+    batch_size = max(1, min(train_cfg["train_batch_size"], len(train_set) // world_size))
+    generator = torch.Generator().manual_seed(train_cfg["rng_seed_model_pt"])  # the same on every rank
     workers = num_workers(train_cfg)
-    if not cfg["model"]["losses_to_use"]:
+    semi_supervised = bool(cfg["model"]["losses_to_use"])
+    if not semi_supervised and world_size == 1:
         return DataLoader(
-            train_set, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers, persistent_workers=workers > 0,
+            train_set, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
             drop_last=len(train_set) > batch_size,  # BatchNorm dislikes a batch of one
         )
-    # As upstream: at least 10 steps per epoch, so small labeled sets still see enough video.
-    steps = max(10, math.ceil(len(train_set) / batch_size))
-    sampler = RandomSampler(train_set, num_samples=steps * batch_size, generator=generator)
-    labeled = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers, persistent_workers=workers > 0)
+    if semi_supervised:
+        # As upstream: at least 10 steps per epoch, so small labeled sets still see enough video.
+        steps = max(10, math.ceil(len(train_set) / (batch_size * world_size)))
+    else:
+        steps = max(1, len(train_set) // (batch_size * world_size))  # whole batches, as drop_last above
+    if world_size == 1:
+        sampler = RandomSampler(train_set, num_samples=steps * batch_size, generator=generator)
+    else:
+        sampler = ShardedRandomSampler(train_set, steps * batch_size, generator, rank, world_size)
+    labeled = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+    if not semi_supervised:
+        return labeled
     video_dir = resolve(dataset.data_dir, cfg["data"]["video_dir"])
     if video_dir is None:
         raise InputError("config", f"model.losses_to_use={cfg['model']['losses_to_use']} needs data.video_dir")
     dali = cfg["dali"]
     length = dali["context"]["train"]["batch_size"] if cfg["model"]["do_context"] else dali["base"]["train"]["sequence_length"]
-    seed = dali["general"]["seed"] + train_cfg["rng_seed_model_pt"]
+    seed = unlabeled_seed(dali["general"]["seed"] + train_cfg["rng_seed_model_pt"], rank)
     unlabeled = unlabeled_loader(list_videos(video_dir), length, size_hw, seed, backend=dali["backend"])
     return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
+
+
+def unlabeled_seed(seed: int, rank: int) -> int:
+    """Seed of a rank's unlabeled clip stream: ``seed`` itself on rank 0 (so one device draws the
+    clips it always drew), a distinct seed derived from (seed, rank) on every other rank, so that the
+    devices train on different clips."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+class ShardedRandomSampler(Sampler[int]):
+    """One rank's share of a random order common to all ranks: the ``num_samples x world_size``
+    indices ``RandomSampler(num_samples=num_samples * world_size)`` draws (passes over the data
+    set, each a permutation) from ``generator``, which every rank seeds alike; rank ``r`` takes
+    positions ``r, r + world_size, ...``. The ranks' shares are disjoint within each pass and equal
+    in length (so every rank runs the same number of steps: DDP needs it).
+
+    The whole order is drawn when an epoch starts, so the generator advances identically on every
+    rank however far the epoch is consumed, and its state in a checkpoint (rank 0's) restores every
+    rank. ``generator`` is exposed for the resumable-training callback, as RandomSampler does."""
+
+    def __init__(self, data_source, num_samples: int, generator: torch.Generator, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.order = RandomSampler(data_source, num_samples=num_samples * world_size, generator=generator)
+        self.generator = generator
+        self.num_samples, self.rank, self.world_size = num_samples, rank, world_size
+
+    def __iter__(self):
+        order = list(self.order)
+        return itertools.islice(iter(order), self.rank, None, self.world_size)
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 def num_workers(train_cfg: dict) -> int:
@@ -162,10 +261,45 @@ def _accelerator(train_cfg: dict) -> str:
     return "gpu" if train_cfg["accelerator"] in ("auto", "gpu") and torch.cuda.is_available() else "cpu"
 
 
-def _devices(train_cfg: dict) -> int:
-    if not torch.cuda.is_available():
-        return 1
-    return max(1, min(train_cfg["num_gpus"], torch.cuda.device_count()))
+def _devices(train_cfg: dict, accelerator: str) -> int:
+    """How many devices (processes) train: ``training.num_gpus`` GPUs (at most those visible) on a
+    GPU; on the CPU one process, or ``num_gpus`` DDP processes (gloo) when ``training.accelerator``
+    is explicitly cpu, which tests multi-device training on machines without GPUs."""
+    requested = max(1, train_cfg["num_gpus"])
+    if accelerator == "gpu":
+        visible = torch.cuda.device_count()
+        if requested > visible:
+            warnings.warn(f"training.num_gpus is {requested} but {visible} GPU(s) are visible; training on {visible}")
+        return min(requested, visible)
+    return requested if train_cfg["accelerator"] == "cpu" else 1
+
+
+def _strategy(devices: int):
+    """One device: Lightning's default. Several: DDP on one node, started by Lightning itself.
+
+    ``start_method="popen"`` is the ``ddp`` strategy: the other ranks are new processes running this
+    process's command line again (our entry point scripts/train.py, also as Snakemake's script),
+    not forks (``ddp_fork``: no CUDA before the fork) or spawned functions (``ddp_spawn``: a pickled
+    trainer, and results returned through files). The cluster environment is Lightning's own, so
+    that under SLURM (which Lightning would otherwise detect, expecting one SLURM task per device)
+    a one-task job still starts its devices' processes itself. Backend: NCCL on GPUs, gloo on CPU."""
+    if devices == 1:
+        return "auto"
+    return DDPStrategy(start_method="popen", cluster_environment=LightningEnvironment())
+
+
+def _end_other_ranks(trainer, wait: bool, timeout: float = 60.0) -> None:
+    """Rank 0 of a multi-device run: wait (up to ``timeout`` seconds each) until the processes it
+    started for the other ranks have exited, so the job never ends before all of its processes,
+    or, with ``wait=False``, kill them."""
+    for process in getattr(trainer.strategy.launcher, "procs", None) or []:
+        if not wait:
+            process.kill()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("rank process %d still running %.0f s after training; killing it", process.pid, timeout)
+            process.kill()
 
 
 def _write_status(model_dir: Path, status: str, **extra: Any) -> None:

@@ -3,6 +3,9 @@
 
 Later configs override earlier ones; dotted ``key=value`` overrides come last
 (``training.max_epochs=11 model.losses_to_use=[temporal]``).
+
+With ``training.num_gpus`` > 1, Lightning runs this script once more per further device (the
+``ddp`` strategy re-launches ``sys.argv`` with LOCAL_RANK set); those runs print nothing.
 """
 
 import argparse
@@ -20,11 +23,16 @@ def cli_main(argv=None):
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.max_epochs=11")
     args = parser.parse_args(argv)
     cfg = load_config(*args.config, overrides=args.overrides)
-    print(json.dumps(train(cfg, args.model_dir), indent=2))
+    report(train(cfg, args.model_dir))
 
 
 def rule_main(smk):
-    print(json.dumps(train(smk.params.model_config, smk.params.model_dir), indent=2))
+    report(train(smk.params.model_config, smk.params.model_dir))
+
+
+def report(metrics):
+    if metrics is not None:  # None: another rank of a multi-device run; rank 0 reports
+        print(json.dumps(metrics, indent=2))
 
 
 if __name__ == "__main__":

@@ -144,7 +144,9 @@ class PoseModel(pl.LightningModule):
             if self.is_context:  # both heads learn from the labels, equally
                 context_loss = self.supervised_loss({"heatmaps": out["context_heatmaps"], "target_heatmaps": targets})
                 loss = (loss + context_loss) / 2
-        self.log(f"{stage}_{self.supervised_loss.name}_loss", loss, batch_size=len(images), prog_bar=stage == "val")
+        # Validation values are averaged over the devices of a multi-device run (sync_dist): every
+        # rank then agrees on the best epoch. (Training values are logged by rank 0 alone.)
+        self.log(f"{stage}_{self.supervised_loss.name}_loss", loss, batch_size=len(images), prog_bar=stage == "val", sync_dist=stage == "val")
         return loss, {**out, "target_keypoints": keypoints}
 
     def unsupervised_importance(self) -> float:
@@ -189,7 +191,7 @@ class PoseModel(pl.LightningModule):
         error = self.pixel_error(out["keypoints"], out["target_keypoints"], batch["orig_hw"])
         labeled = ~torch.isnan(error)
         if labeled.any():
-            self.log("val_pixel_error", error[labeled].mean(), batch_size=int(labeled.sum()), prog_bar=True)
+            self.log("val_pixel_error", error[labeled].mean(), batch_size=int(labeled.sum()), prog_bar=True, sync_dist=True)
 
     def pixel_error(self, pred: torch.Tensor, target: torch.Tensor, orig_hw: torch.Tensor) -> torch.Tensor:
         """Euclidean error (B, K) in original-frame pixels; NaN where the target is unlabeled."""

@@ -1,0 +1,167 @@
+"""Multi-device training (Lightning DDP on one node), on the CPU: 2 processes talking through gloo.
+
+``training.accelerator=cpu training.num_gpus=2`` makes scripts/train.py train with the same ``ddp``
+strategy as on 2 GPUs: Lightning starts the script a second time for rank 1. A semi-supervised
+loss, so that each rank's unlabeled clip loader runs too. The unit tests below check the pieces
+that make the ranks agree: the sharded labeled sampler, the per-rank clip seeds, the strategy.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pytorch_lightning.plugins.environments import LightningEnvironment
+from pytorch_lightning.strategies import DDPStrategy
+from torch.utils.data import RandomSampler
+
+from conftest import ROOT, tiny_overrides
+from lightning_pose_lib.config import load_config
+from lightning_pose_lib.data.labels import read_labels, read_pose_table
+from lightning_pose_lib.predict import load_model, predict_video
+from lightning_pose_lib.train import ShardedRandomSampler, _devices, _strategy, _train_loader, unlabeled_seed
+
+EPOCHS = 3
+DDP = {
+    "data.image_resize_dims.height": 64,
+    "data.image_resize_dims.width": 64,
+    "training.accelerator": "cpu",
+    "training.num_gpus": 2,
+    "training.min_epochs": EPOCHS,
+    "training.max_epochs": EPOCHS,
+    "training.train_batch_size": 2,
+    "data.video_dir": "videos",
+    "model.losses_to_use": "[temporal]",
+    "dali.base.train.sequence_length": 4,
+    "callbacks.anneal_weight.freeze_until_epoch": 0,
+}
+
+
+def start_training(model_dir: Path, data_dir: Path) -> subprocess.Popen:
+    # One thread per process: 2 processes on 2 cores.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts/train.py"), "--model-dir", str(model_dir), *tiny_overrides(data_dir, **DDP)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
+    # Rank 1 inherits the pipe: communicate() returns once every rank's process has exited.
+    out, _ = process.communicate(timeout=timeout)
+    return process.returncode, out
+
+
+@pytest.fixture(scope="module")
+def ddp_model(example_dir, tmp_path_factory) -> tuple[Path, str]:
+    model_dir = tmp_path_factory.mktemp("ddp")
+    code, out = finish(start_training(model_dir, example_dir))
+    assert code == 0, out[-4000:]
+    return model_dir, out
+
+
+def test_two_processes_train_one_model(ddp_model, example_dir):
+    model_dir, out = ddp_model
+    # Two processes, one world of size 2, through gloo.
+    assert "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in out
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in out
+    assert "distributed_backend=gloo" in out and "Starting with 2 processes" in out
+    assert "global rank 1 of world size 2" in out
+    # Rank 0 alone reports and writes.
+    assert out.count('"test_pixel_error"') == 1
+    assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == ["best.ckpt", "best.resume.ckpt", "last.ckpt"]
+    assert len(list((model_dir / "tb_logs").rglob("events.out.tfevents.*"))) == 1
+    status = json.loads((model_dir / "train_status.json").read_text())
+    assert status["status"] == "COMPLETED" and status["epochs"] == EPOCHS
+    last = torch.load(model_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == EPOCHS - 1
+    # 10 steps per epoch (the semi-supervised minimum), each of 2 labeled frames per rank.
+    assert last["global_step"] == 10 * EPOCHS
+    table = read_pose_table(model_dir / "predictions.csv")
+    assert list(table.index) == read_labels(example_dir / "CollectedData.csv").image_paths
+    assert set(table[("set", "", "")]) == {"train", "validation", "test"}
+
+
+def test_ddp_checkpoint_predicts(ddp_model, example_dir, tmp_path):
+    model_dir, _ = ddp_model
+    model = load_model(model_dir)  # best.ckpt: plain weights, no DDP wrapper prefixes
+    assert not any(name.startswith("module.") for name in model.state_dict())
+    table = predict_video(model, example_dir / "videos/session0.mp4", tmp_path / "s0.csv", batch_size=16, progress=False)
+    assert len(table) == 60
+    assert np.isfinite(table.to_numpy()).all()
+
+
+def test_signal_stops_every_rank_and_the_rerun_resumes(example_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    process = start_training(model_dir, example_dir)
+    last = model_dir / "checkpoints/last.ckpt"
+    while not last.exists():  # epoch 0 done: the signal lands in a later epoch
+        assert process.poll() is None, process.communicate()[0][-4000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # to rank 0 only, as a local kill; SLURM signals both ranks
+    code, out = finish(process)
+    assert code == 128 + signal.SIGTERM, out[-4000:]
+    stopped = re.search(r"stopping after epoch (\d+)", out)
+    assert stopped and int(stopped[1]) < EPOCHS - 1, out[-4000:]
+    assert not (model_dir / "predictions.csv").exists()
+
+    code, out = finish(start_training(model_dir, example_dir))
+    assert code == 0, out[-4000:]
+    assert out.count(f"resuming training after epoch {stopped[1]} from its last checkpoint") == 2  # both ranks
+    assert json.loads((model_dir / "train_status.json").read_text())["status"] == "COMPLETED"
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == EPOCHS - 1
+
+
+# --- the pieces, without processes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, num_samples", [(10, 5), (10, 7), (7, 20)])
+def test_sharded_sampler_splits_one_order_between_ranks(n, num_samples):
+    world = 2
+    shares = [list(ShardedRandomSampler(range(n), num_samples, torch.Generator().manual_seed(3), rank, world)) for rank in range(world)]
+    assert [len(s) for s in shares] == [num_samples] * world
+    order = list(RandomSampler(range(n), num_samples=num_samples * world, generator=torch.Generator().manual_seed(3)))
+    assert sorted(shares[0] + shares[1]) == sorted(order)  # together: the single-device order
+    for start in range(0, len(order), n):  # within a pass over the data, no frame twice
+        assert len(set(order[start : start + n])) == len(order[start : start + n])
+
+
+def test_sharded_sampler_advances_its_generator_alike_on_every_rank():
+    generators = [torch.Generator().manual_seed(0) for _ in range(2)]
+    samplers = [ShardedRandomSampler(range(9), 6, g, rank, 2) for rank, g in enumerate(generators)]
+    next(iter(samplers[0]))  # rank 0 stops early (an interrupted epoch), rank 1 runs through
+    list(samplers[1])
+    assert torch.equal(generators[0].get_state(), generators[1].get_state())
+
+
+def test_supervised_loader_gives_each_rank_its_own_batches(example_dir):
+    cfg = load_config(overrides=tiny_overrides(example_dir, **{"training.train_batch_size": 4}))
+    frames = list(range(30))
+    batches = [[b.tolist() for b in _train_loader(cfg, None, frames, (64, 64), rank=r, world_size=2)] for r in range(2)]
+    assert len(batches[0]) == len(batches[1]) == 3  # 30 frames // (4 per device x 2 devices)
+    assert all(len(b) == 4 for b in batches[0] + batches[1])  # train_batch_size is per device
+    seen = [i for rank in batches for b in rank for i in b]
+    assert len(seen) == len(set(seen)) == 24
+
+
+def test_each_rank_draws_its_own_unlabeled_clips():
+    assert unlabeled_seed(123456, 0) == 123456  # one device: the clips it always drew
+    seeds = {unlabeled_seed(123456, rank) for rank in range(8)}
+    assert len(seeds) == 8
+
+
+def test_num_gpus_means_cpu_processes_only_with_an_explicit_cpu_accelerator():
+    assert _devices({"num_gpus": 2, "accelerator": "cpu"}, "cpu") == 2
+    assert _devices({"num_gpus": 2, "accelerator": "auto"}, "cpu") == 1
+    assert _devices({"num_gpus": 0, "accelerator": "cpu"}, "cpu") == 1
+    assert _strategy(1) == "auto"
+    strategy = _strategy(2)
+    assert isinstance(strategy, DDPStrategy) and strategy._start_method == "popen"
+    assert isinstance(strategy.cluster_environment, LightningEnvironment)

@@ -218,7 +218,7 @@ def _decode(group: list[int], jobs: list[tuple], chunks: queue.Queue, batch_size
     model input on the device (on this thread's own CUDA stream, so the model's work and this
     thread's copies never wait for each other)."""
     device = model.device
-    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+    stream = torch.cuda.Stream(device, priority=-1) if device.type == "cuda" else None  # small copies jump the queue
     unfinished = set(group)
     try:
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():

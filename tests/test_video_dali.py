@@ -137,6 +137,9 @@ def test_dali_unlabeled_clips_are_consecutive_frames(small_h264, tmp_path):
         clip = item["frames"][0].float()
         start = int((reference[:38] - clip[0]).abs().mean(dim=(1, 2, 3)).argmin())
         assert (reference[start : start + 8] - clip).abs().mean() < 2.0
+    # a new epoch continues the same stream (no new pipeline, no replay of the same clips)
+    source = DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=1)
+    assert iter(source) is iter(source)
 
 
 def test_dali_stream_decodes_many_videos_in_one_pass(small_h264, tmp_path):

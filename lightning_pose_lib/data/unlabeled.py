@@ -32,10 +32,12 @@ class UnlabeledClips(IterableDataset):
         if len(short) == len(self.infos):
             raise InputError(short[0], f"every unlabeled video is shorter than a clip ({length} frames); lower dali.base.train.sequence_length")
         self.length, self.size_hw, self.seed, self.backend = length, tuple(size_hw), seed, backend
+        self.passes = 0  # iterations started in this process: each epoch draws new clips
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
-        rng = np.random.default_rng([self.seed, worker.id if worker else 0])
+        rng = np.random.default_rng([self.seed, worker.id if worker else 0, self.passes])
+        self.passes += 1
         starts = np.array([max(0, i.num_frames - self.length + 1) for i in self.infos], dtype=np.float64)
         weights = starts / starts.sum()
         readers = {}
@@ -80,8 +82,16 @@ class DaliUnlabeledClips:
 
         self.clips = DaliClips(videos, length, seed)
         self.size_hw = tuple(size_hw)
+        self.stream = None
 
     def __iter__(self):
+        # One endless stream across epochs: a new pipeline per epoch would cost its set-up each
+        # time and replay the same clips.
+        if self.stream is None:
+            self.stream = self._items()
+        return self.stream
+
+    def _items(self):
         for frames in self.clips:
             yield {
                 "frames": to_model_uint8(frames, self.size_hw, frames.device)[None],

@@ -11,7 +11,8 @@ CSV + videos/, e.g. the mirror-mouse example) so that its heatmaps are real:
     a GPU) on frames already on the device, batches queued back to back;
 (b) end-to-end prediction frames/s over ``--copies`` copies of the dataset's first video (decode,
     resize, normalise, forward, keypoints, CSV + H5 writing) with ``predict_videos``, and a plain
-    one-video-at-a-time loop (decode a batch, then forward, same precision) as baseline;
+    one-video-at-a-time loop (decode a batch, then forward, same precision) as baseline; also
+    the same pipeline on frames decoded beforehand (what decoding costs on top);
 (c) training steps/s of a semi-supervised model (temporal loss) with its real data loading
     (labeled batches + unlabeled clips) and with the same batch as tensors already on the device;
 plus pixel error on every labeled frame in fp32 and bf16, the bf16-vs-fp32 keypoint distance on a
@@ -39,7 +40,8 @@ from lightning_pose_lib.dataset import load_dataset
 from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_videos
 from lightning_pose_lib.train import _fit_pcas, _train_loader, train
 from lightning_pose_lib.models.pose_model import PoseModel
-from lightning_pose_lib.video import choose_backend, open_video
+from lightning_pose_lib import video as video_lib
+from lightning_pose_lib.video import VideoInfo, VideoReader, choose_backend, open_video
 
 
 def sync():
@@ -94,6 +96,24 @@ def labeled_pixel_error(model, dataset, precision):
             errors.append(model.pixel_error(out["keypoints"].float(), frames.keypoints[start : start + 32].to(model.device), frames.orig_hw[start : start + 32]).cpu())
     errors = torch.cat(errors)
     return float(errors[~torch.isnan(errors)].mean())
+
+
+class DecodedFrames(VideoReader):
+    """A 'backend' replaying frames already decoded on the device: prediction's whole pipeline
+    (queues, resizing, batching, model, copies back, writing) without the decoding."""
+
+    frames: torch.Tensor  # (N, H, W, 3) uint8, set by the benchmark
+
+    def __init__(self, path):
+        n, height, width, _ = self.frames.shape
+        self.info = VideoInfo(str(path), n, 30.0, height, width, "decoded")
+
+    def iter_batches(self, batch_size):
+        for start in range(0, self.info.num_frames, batch_size):
+            yield np.arange(start, min(start + batch_size, self.info.num_frames)), self.frames[start : start + batch_size]
+
+    def read_frames(self, indices):
+        return self.frames[torch.as_tensor(indices)]
 
 
 def training_rates(cfg, steps=30):
@@ -216,17 +236,22 @@ def main():
         videos.append(copy)
     jobs = [(v, args.out / "preds" / f"{v.stem}.csv", args.out / "preds" / f"{v.stem}.h5") for v in videos]
 
-    def end_to_end(**kwargs):
-        predict_videos(model, jobs[:2], args.batch, args.backend, progress=False, decoders=2, **kwargs)  # warm-up
+    def end_to_end(backend=args.backend, **kwargs):
+        predict_videos(model, jobs[:2], args.batch, backend, progress=False, decoders=2, **kwargs)  # warm-up
         sync()
         start = time.perf_counter()
-        outcome = predict_videos(model, jobs, args.batch, args.backend, progress=False, decoders=args.decoders, **kwargs)
+        outcome = predict_videos(model, jobs, args.batch, backend, progress=False, decoders=args.decoders, **kwargs)
         sync()
         failed = [r.outcome for r in outcome if isinstance(r.outcome, Exception)]
         assert not failed, failed
         return sum(len(r.outcome) for r in outcome) / (time.perf_counter() - start), outcome
 
     results["end_to_end_fps"], outcome = end_to_end()
+    with open_video(videos[0], backend=args.backend) as reader:  # the same frames, decoded beforehand
+        DecodedFrames.frames = torch.cat([torch.as_tensor(f).to(device) for _, f in reader.iter_batches(256)])
+    video_lib.BACKENDS["decoded"] = DecodedFrames
+    results["end_to_end_fps_without_decoding"], _ = end_to_end(backend="decoded")
+    del DecodedFrames.frames
     results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend)
     if on_gpu:
         results["predict_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
@@ -253,6 +278,7 @@ def main():
         results["train_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
 
     results["ratio_end_to_end_over_model_only"] = results["end_to_end_fps"] / results["model_only_fps"]
+    results["ratio_without_decoding_over_model_only"] = results["end_to_end_fps_without_decoding"] / results["model_only_fps"]
     results["ratio_end_to_end_over_plain_loop"] = results["end_to_end_fps"] / results["plain_loop_fps"]
     results["ratio_train_real_over_synthetic"] = results["train_steps_per_s_real"] / results["train_steps_per_s_synthetic"]
     write_text_atomic(args.out / "throughput.json", json.dumps(results, indent=2) + "\n")

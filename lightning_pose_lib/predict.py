@@ -191,17 +191,16 @@ class _Network:
         self.model, self.batch_size = model, batch_size
         self.autocast = _autocast(model, precision)
         self.features = model.features
-        if compile:  # fixed shapes (batches are padded to batch_size), so it compiles once
+        if compile:  # one shape (batches are padded to batch_size), so it compiles once
             self.features = torch.compile(model.features, dynamic=False)
 
     @torch.inference_mode()
     def __call__(self, runs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         images = torch.cat(runs) if len(runs) > 1 else runs[0]
-        count = len(images)
-        if self.features is not self.model.features and count < self.batch_size:
-            images = torch.cat([images, images.new_zeros(self.batch_size - count, *images.shape[1:])])
+        if len(images) < self.batch_size:  # one shape for every batch: tuned kernels (and compiled code) are reused
+            images = torch.cat([images, images.new_zeros(self.batch_size - len(images), *images.shape[1:])])
         with self.autocast:
-            return self.model.sequence_heads(self.features(images)[:count], [len(r) for r in runs])
+            return self.model.sequence_heads(self.features(images), [len(r) for r in runs], pad_to=self.batch_size)
 
 
 def _autocast(model: PoseModel, precision: str):

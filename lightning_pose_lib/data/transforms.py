@@ -53,14 +53,17 @@ def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str 
 
 
 def resize_by_matmul(images: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W, 3) images -> (N, 3, h, w): ``F.interpolate(..., mode="bilinear", antialias=True)``
-    written as one matrix product per axis (the interpolation is separable), in the images' dtype."""
+    """(N, H, W, 3) images -> (N, 3, h, w) in channels-last memory (what the convolutions read):
+    ``F.interpolate(..., mode="bilinear", antialias=True)`` written as one matrix product per axis
+    (the interpolation is separable), in the images' dtype."""
     n, height, width, _ = images.shape
     h, w = size_hw
     rows = _resize_weights(height, h, images.device, images.dtype)  # (h, H)
     cols = _resize_weights(width, w, images.device, images.dtype)  # (w, W)
-    x = torch.matmul(images.permute(0, 1, 3, 2), cols.T)  # (N, H, 3, w)
-    return torch.matmul(rows, x.reshape(n, height, 3 * w)).reshape(n, h, 3, w).permute(0, 2, 1, 3)
+    with torch.autocast(images.device.type, enabled=False):  # bf16 would cost a grey level
+        x = torch.matmul(rows, images.reshape(n, height, width * 3)).view(n, h, width, 3)  # along the height
+        x = torch.matmul(x.transpose(2, 3), cols.T)  # (N, h, 3, w): along the width
+    return x.transpose(2, 3).contiguous().permute(0, 3, 1, 2)  # (N, h, w, 3) memory seen as (N, 3, h, w)
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from lightning_pose_lib.config import load_config
-from lightning_pose_lib.data.transforms import resize_by_matmul
 from lightning_pose_lib.models.pose_model import PoseModel
 
 
@@ -47,7 +46,6 @@ def main():
         "interpolate antialias fp32": lambda: F.interpolate(frames.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True).div_(255),
         "interpolate antialias fp32 NCHW": lambda: F.interpolate(frames.permute(0, 3, 1, 2).contiguous().float(), size=size, mode="bilinear", antialias=True).div_(255),
         "interpolate no antialias fp32": lambda: F.interpolate(frames.permute(0, 3, 1, 2).float(), size=size, mode="bilinear").div_(255),
-        "matmul fp16 (channels-last out)": lambda: resize_by_matmul(frames.half(), size).float().div_(255),
     }
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, batch {args.batch}, frames {args.frame} -> {size}")
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):

@@ -185,22 +185,54 @@ def predict_videos(
 
 
 class _Network:
-    """The model over a batch of frame runs, with the chosen precision (and torch.compile)."""
+    """The model over a batch of frame runs, with the chosen precision. Every batch has one shape
+    (padded to ``batch_size``), so on a GPU the backbone and the heads are each captured once as a
+    CUDA graph and replayed: one launch instead of hundreds, which keeps the GPU busy while the
+    decoder threads hold the interpreter. ``compile``: torch.compile the backbone as well."""
 
-    def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool):
+    def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool, graphs: bool = True):
         self.model, self.batch_size = model, batch_size
         self.autocast = _autocast(model, precision)
-        self.features = model.features
-        if compile:  # one shape (batches are padded to batch_size), so it compiles once
+        self.features, self.heads = model.features, model.heads
+        if compile:
             self.features = torch.compile(model.features, dynamic=False)
+        if graphs and model.device.type == "cuda":
+            self.features, self.heads = _CudaGraph(self.features), _CudaGraph(self.heads)
 
     @torch.inference_mode()
     def __call__(self, runs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         images = torch.cat(runs) if len(runs) > 1 else runs[0]
-        if len(images) < self.batch_size:  # one shape for every batch: tuned kernels (and compiled code) are reused
+        if len(images) < self.batch_size:
             images = torch.cat([images, images.new_zeros(self.batch_size - len(images), *images.shape[1:])])
         with self.autocast:
-            return self.model.sequence_heads(self.features(images), [len(r) for r in runs], pad_to=self.batch_size)
+            return self.model.sequence_heads(self.features(images), [len(r) for r in runs], pad_to=self.batch_size, heads=self.heads)
+
+
+class _CudaGraph:
+    """``fn`` captured as a CUDA graph for its first input's shape, then replayed (any other shape
+    runs eagerly). The outputs are the graph's own tensors, overwritten by the next call."""
+
+    def __init__(self, fn):
+        self.fn, self.graph = fn, None
+
+    def __call__(self, x: torch.Tensor):
+        if self.graph is None:
+            self.input = x.clone()
+            side = torch.cuda.Stream()  # warm-up (cuDNN tuning, allocations) outside the capture
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.fn(self.input)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            # thread_local: the decoder threads go on using CUDA during the capture
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.output = self.fn(self.input)
+        if x.shape != self.input.shape:
+            return self.fn(x)
+        self.input.copy_(x)
+        self.graph.replay()
+        return self.output
 
 
 def _autocast(model: PoseModel, precision: str):
@@ -208,7 +240,8 @@ def _autocast(model: PoseModel, precision: str):
         raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
     on_gpu = model.device.type == "cuda"
     if precision == "bf16" or (precision == "auto" and on_gpu):
-        return torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=on_gpu)
+        # no weight-cast cache: it would outlive a CUDA graph capture
+        return torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=on_gpu, cache_enabled=False)
     return contextlib.nullcontext()
 
 

@@ -140,3 +140,25 @@ def test_schedules():
     warm = BackboneWarmup(2)
     assert [warm(e) for e in range(4)] == [0.0, 0.0, 0.1, pytest.approx(0.15)]
     assert BackboneWarmup(0)(0) == 1.0
+
+
+@pytest.mark.parametrize("model_type", ["heatmap", "regression", "heatmap_mhcrnn"])
+def test_batches_of_several_runs_equal_each_run_alone(model_type):
+    """What prediction does: pieces of several videos in one padded batch (on a GPU replayed as
+    CUDA graphs) give each piece's own predictions."""
+    from lightning_pose_lib.predict import _Network
+
+    context = model_type == "heatmap_mhcrnn"
+    cfg = tiny_cfg(**{"model.model_type": model_type, "model.do_context": str(context).lower()})
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = PoseModel(cfg, 3).to(device).eval()
+    runs = [torch.rand(n, 3, 64, 96, device=device) for n in (9, 14)]
+    network = _Network(model, batch_size=28, precision="fp32", compile=False)
+    for _ in range(2):  # the second call replays the captured graphs on a GPU
+        together = network(runs)
+    with torch.inference_mode():
+        alone = [model.forward_sequence(run) for run in runs]
+    for key in ("keypoints", "likelihood"):
+        expected = torch.cat([a[key] for a in alone])
+        assert together[key].shape == expected.shape == (23 - (8 if context else 0), *expected.shape[1:])
+        torch.testing.assert_close(together[key], expected, atol=1e-2, rtol=1e-3)  # GPU: kernels tuned per shape

@@ -134,7 +134,7 @@ def test_dali_unlabeled_clips_are_consecutive_frames(small_h264, tmp_path):
         assert item["frames"].shape == (1, 8, 3, 32, 48) and item["frames"].dtype == torch.uint8
         assert item["orig_hw"].tolist() == [[128.0, 192.0]]
         # the clip is 8 consecutive frames of the video (both copies have the same frames)
-        clip = item["frames"][0].float()
+        clip = item["frames"][0].float().cpu()
         start = int((reference[:38] - clip[0]).abs().mean(dim=(1, 2, 3)).argmin())
         assert (reference[start : start + 8] - clip).abs().mean() < 2.0
     # a new epoch continues the same stream (no new pipeline, no replay of the same clips)

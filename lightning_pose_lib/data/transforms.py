@@ -6,8 +6,6 @@ module is the one place that maps points between image sizes (original frame, mo
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,44 +34,16 @@ def rescale_points(points, from_hw, to_hw):
 def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
     """uint8 frames (N, H, W, 3) (numpy or tensor) -> float (N, 3, h, w) in [0, 1] at the model size.
 
-    Resizing is bilinear with antialiasing, done on ``device``. On a GPU it runs as two matrix
-    products with the same weights (see :func:`resize_by_matmul`), which tensor cores make nearly
-    free. ImageNet normalisation happens inside the model, so augmentation can work on [0, 1] images.
+    Resizing is bilinear with antialiasing, done on ``device`` (the GPU when predicting there: about
+    7% of a ResNet-50's time at 256 x 256, benchmarks/preprocess.py). ImageNet normalisation happens
+    inside the model, so augmentation can work on [0, 1] images.
     """
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(np.array(frames, copy=not frames.flags.writeable, order="C"))
-    x = frames.to(device=device, non_blocking=True)
-    if tuple(x.shape[1:3]) == tuple(size_hw):
-        x = x.permute(0, 3, 1, 2).float()
-    elif x.is_cuda:
-        x = resize_by_matmul(x.half(), size_hw).float()  # fp16 holds 0..255 exactly; within 0.1 grey level
-    else:
-        x = F.interpolate(x.permute(0, 3, 1, 2).float(), size=tuple(size_hw), mode="bilinear", antialias=True, align_corners=False)
-    return x.div_(255.0).clamp_(0.0, 1.0)
-
-
-def resize_by_matmul(images: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W, 3) images -> (N, 3, h, w) in channels-last memory (what the convolutions read):
-    ``F.interpolate(..., mode="bilinear", antialias=True)`` written as one matrix product per axis
-    (the interpolation is separable), in the images' dtype."""
-    n, height, width, _ = images.shape
-    h, w = size_hw
-    rows = _resize_weights(height, h, images.device, images.dtype)  # (h, H)
-    cols = _resize_weights(width, w, images.device, images.dtype)  # (w, W)
-    with torch.autocast(images.device.type, enabled=False):  # bf16 would cost a grey level
-        x = torch.matmul(rows, images.reshape(n, height, width * 3)).view(n, h, width, 3)  # along the height
-        x = torch.matmul(x.transpose(2, 3), cols.T)  # (N, h, 3, w): along the width
-    return x.transpose(2, 3).contiguous().permute(0, 3, 1, 2)  # (N, h, w, 3) memory seen as (N, 3, h, w)
-
-
-@functools.lru_cache(maxsize=64)
-def _resize_weights(size_in: int, size_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(size_out, size_in) matrix of antialiased bilinear resizing along one axis: torch's own
-    interpolation applied to every unit vector (it is separable, so two of these make the 2-D one)."""
-    # size_in images of 1 x size_in (along the width: torch 2.x gets 1-pixel-wide images wrong)
-    unit = torch.eye(size_in, dtype=torch.float64)[:, None, None, :]
-    weights = F.interpolate(unit, size=(1, size_out), mode="bilinear", antialias=True, align_corners=False)
-    return weights[:, 0, 0, :].T.contiguous().to(device=device, dtype=dtype)
+    x = frames.to(device=device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    if tuple(x.shape[-2:]) != tuple(size_hw):
+        x = F.interpolate(x, size=tuple(size_hw), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp_(0.0, 1.0)
 
 
 def to_model_uint8(frames, size_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:

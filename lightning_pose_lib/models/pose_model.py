@@ -113,12 +113,13 @@ class PoseModel(pl.LightningModule):
         frame. For the context model the output covers frames 2..T-3 (those with full context)."""
         return self.sequence_heads(self.features(frames), [len(frames)])
 
-    def sequence_heads(self, features: torch.Tensor, lengths: list[int], pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    def sequence_heads(self, features: torch.Tensor, lengths: list[int], pad_to: int | None = None, heads=None) -> dict[str, torch.Tensor]:
         """Predictions from the backbone features of several runs of consecutive frames (of
         ``lengths``, concatenated; rows after them are ignored), so one batch can hold pieces of
         several videos. For the context model each run of T frames gives outputs for its frames
         2..T-3; all outputs are in order. ``pad_to``: run the heads on exactly this many rows
-        (zeros after the real ones), so every batch has one shape and tuned kernels are reused."""
+        (zeros after the real ones), so every batch has one shape and tuned kernels are reused;
+        ``heads``: what runs the heads (default :meth:`heads`; prediction passes a CUDA graph)."""
         if self.is_context:
             windows, start = [], 0
             for n in lengths:
@@ -131,7 +132,7 @@ class PoseModel(pl.LightningModule):
         count = len(rows)
         if pad_to is not None and count < pad_to:
             rows = torch.cat([rows, rows.new_zeros(pad_to - count, *rows.shape[1:])])
-        out = self.heads(rows)
+        out = (heads or self.heads)(rows)
         return out if len(rows) == count else {key: value[:count] for key, value in out.items()}
 
     # ----- training --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,12 +131,13 @@ def predict_videos(
     writes: queue.Queue = queue.Queue()
     results: dict[int, VideoResult] = {}
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
+    network = _Network(model, batch_size, precision, compile)
+    network.warm_up()  # CUDA graph capture before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model), daemon=True) for group in groups]
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
         thread.start()
     bar = tqdm(desc="frames", unit="frame", disable=not progress, file=sys.stderr)
-    network = _Network(model, batch_size, precision, compile)
     states: dict[int, _VideoState] = {}
     finished = 0
 
@@ -199,6 +201,11 @@ class _Network:
         if graphs and model.device.type == "cuda":
             self.features, self.heads = _CudaGraph(self.features), _CudaGraph(self.heads)
 
+    def warm_up(self) -> None:
+        """One batch of blank frames (channels-last, as decoded frames are): captures the graphs."""
+        hw = self.model.input_hw
+        self([torch.zeros(self.batch_size, 3, *hw, device=self.model.device).contiguous(memory_format=torch.channels_last)])
+
     @torch.inference_mode()
     def __call__(self, runs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         images = torch.cat(runs) if len(runs) > 1 else runs[0]
@@ -225,10 +232,13 @@ class _CudaGraph:
                     self.fn(self.input)
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            # thread_local: the decoder threads go on using CUDA during the capture
-            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-                self.output = self.fn(self.input)
-        if x.shape != self.input.shape:
+            try:
+                with torch.cuda.graph(self.graph):
+                    self.output = self.fn(self.input)
+            except RuntimeError as err:  # e.g. another thread used the GPU meanwhile: stay eager
+                warnings.warn(f"CUDA graph capture failed, running eagerly: {err}")
+                self.graph = False
+        if self.graph is False or x.shape != self.input.shape:
             return self.fn(x)
         self.input.copy_(x)
         self.graph.replay()

@@ -143,7 +143,7 @@ def test_schedules():
 
 
 @pytest.mark.parametrize("model_type", ["heatmap", "regression", "heatmap_mhcrnn"])
-def test_batches_of_several_runs_equal_each_run_alone(model_type):
+def test_batches_of_several_runs_equal_each_run_alone(model_type, monkeypatch):
     """What prediction does: pieces of several videos in one padded batch (on a GPU replayed as
     CUDA graphs) give each piece's own predictions."""
     from lightning_pose_lib.predict import _Network
@@ -153,6 +153,7 @@ def test_batches_of_several_runs_equal_each_run_alone(model_type):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = PoseModel(cfg, 3).to(device).eval()
     runs = [torch.rand(n, 3, 64, 96, device=device) for n in (9, 14)]
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # exact fp32: only the summation order differs
     network = _Network(model, batch_size=28, precision="fp32", compile=False)
     for _ in range(2):  # the second call replays the captured graphs on a GPU
         together = network(runs)
@@ -161,4 +162,4 @@ def test_batches_of_several_runs_equal_each_run_alone(model_type):
     for key in ("keypoints", "likelihood"):
         expected = torch.cat([a[key] for a in alone])
         assert together[key].shape == expected.shape == (23 - (8 if context else 0), *expected.shape[1:])
-        torch.testing.assert_close(together[key], expected, atol=1e-2, rtol=1e-3)  # GPU: kernels tuned per shape
+        torch.testing.assert_close(together[key], expected, atol=1e-3, rtol=1e-3)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,7 @@ def predict_videos(
     writes: queue.Queue = queue.Queue()
     results: dict[int, VideoResult] = {}
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
-    network = _Network(model, batch_size, precision, compile)
-    network.warm_up()  # CUDA graph capture before the decoder threads use the GPU
+    network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model), daemon=True) for group in groups]
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
@@ -184,6 +184,19 @@ def predict_videos(
     for i, (video, *_) in enumerate(jobs):
         results.setdefault(i, VideoResult(str(video), InputError(video, "the decoder returned no frames"), 0.0))
     return [results[i] for i in range(len(jobs))]
+
+
+_NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _network(model: PoseModel, batch_size: int, precision: str, compile: bool) -> "_Network":
+    """The model's :class:`_Network` for these settings, built and warmed up once per model."""
+    networks = _NETWORKS.setdefault(model, {})
+    key = (batch_size, precision, compile)
+    if key not in networks:
+        networks[key] = _Network(model, batch_size, precision, compile)
+        networks[key].warm_up()
+    return networks[key]
 
 
 class _Network:

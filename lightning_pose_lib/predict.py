@@ -22,7 +22,7 @@ from .data.labels import pose_table, write_pose_table
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
 from .models.pose_model import CONTEXT, PoseModel
-from .video import stream_videos
+from .video import compute_stream, stream_videos
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PoseModel:
@@ -132,7 +132,8 @@ def predict_videos(
     writes: queue.Queue = queue.Queue()
     results: dict[int, VideoResult] = {}
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
-    network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
+    with compute_stream():
+        network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model), daemon=True) for group in groups]
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
@@ -156,7 +157,7 @@ def predict_videos(
         elif kind == "end":
             states[job_id].ended = True
 
-    with torch.inference_mode():
+    with torch.inference_mode(), compute_stream():
         while True:
             while finished < decoders and sum(s.waiting() for s in states.values()) < batch_size:
                 handle(chunks.get())

@@ -48,6 +48,7 @@ from . import config as config_lib
 from .callbacks import ResumableTraining, resume_checkpoint
 from .data.labeled import LabeledFrames
 from .data.unlabeled import list_videos, unlabeled_loader
+from .video import compute_stream
 from .dataset import load_dataset, resolve
 from .errors import InputError
 from .io import atomic_path, write_text_atomic
@@ -133,7 +134,8 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")
         try:
-            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=False)  # our own checkpoint
+            with compute_stream():  # the unlabeled clips' decoder must not serialize with the steps
+                trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=False)  # our own checkpoint
         except BaseException as err:
             # A stop on a signal (SystemExit) ends every rank at the same epoch end: let them exit.
             # Anything else leaves the other ranks nothing to do but hang in a collective: end them.

@@ -11,7 +11,7 @@ import os
 from lightning_pose_lib.video.base import VideoInfo, VideoReader
 from lightning_pose_lib.video.pyav_backend import PyAVReader, probe_video
 from lightning_pose_lib.video.writer import write_video
-from lightning_pose_lib.video.dali_backend import DaliReader, dali_available
+from lightning_pose_lib.video.dali_backend import DaliReader, compute_stream, dali_available
 
 BACKENDS: dict[str, type[VideoReader]] = {"pyav": PyAVReader, "dali": DaliReader}
 
@@ -52,6 +52,7 @@ __all__ = [
     "BACKENDS",
     "DaliReader",
     "choose_backend",
+    "compute_stream",
     "dali_available",
     "PyAVReader",
     "VideoInfo",

@@ -46,8 +46,7 @@ def _sequences(files: list[str], length: int, device: str, shuffle: bool, seed: 
     otherwise only whole sequences and the frames alone (nothing to copy back to the host)."""
     from nvidia.dali import fn, pipeline_def
 
-    # High stream priority: the decoder's small kernels go ahead of the model's queued work.
-    @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device() if device == "gpu" else None, seed=seed, prefetch_queue_depth=2, default_cuda_stream_priority=-1)
+    @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device() if device == "gpu" else None, seed=seed, prefetch_queue_depth=2)
     def pipe():
         numbering = {"pad_mode": "constant", "enable_frame_num": "sequence", "labels": list(range(len(files)))} if numbered else {}
         outputs = fn.experimental.readers.video(

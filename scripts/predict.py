@@ -22,7 +22,7 @@ from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.predict import default_device, load_model, predict_videos
 
 
-def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=4):
+def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=4, compile=False):
     """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load.
 
     ``is_done(csv, h5)`` says whether a video's outputs can be kept (default: both exist). Returns a
@@ -41,7 +41,7 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, de
     batch_size = batch_size or model.cfg["dali"]["base"]["predict"]["sequence_length"]
     backend = backend or model.cfg["dali"]["backend"]
     # Several videos decode at once (threads) while the model runs: see predict_videos.
-    results = predict_videos(model, todo, batch_size=batch_size, backend=backend, progress=False, decoders=decoders)
+    results = predict_videos(model, todo, batch_size=batch_size, backend=backend, progress=False, decoders=decoders, compile=compile)
     failed = []
     for (video, csv_path, h5_path), result in zip(todo, results):
         if isinstance(result.outcome, Exception):  # a bad video must not cost the others of this job
@@ -65,13 +65,14 @@ def cli_main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
     parser.add_argument("--backend", default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
     parser.add_argument("--decoders", type=int, default=4, help="videos decoded at the same time (default 4)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (GPU; pays off for long runs: about a minute to compile)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--report", default=None, help="write the per-video timings (JSON) here")
     parser.add_argument("videos", nargs="+")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     jobs = [(v, out / f"{Path(v).stem}.csv", out / f"{Path(v).stem}.h5") for v in args.videos]
-    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None, decoders=args.decoders)
+    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None, decoders=args.decoders, compile=args.compile)
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
 

@@ -7,14 +7,7 @@
 # Usage: bash benchmarks/gpu_proof.sh MOUSE_DATA_DIR   (writes logs to $OUT)
 set -uo pipefail
 mouse=$1
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
-if [ ! -d /tmp/site/nvidia/dali ]; then
-    cat /tmp/dali/part* > /tmp/nvidia_dali_cuda120-2.4.0-py3-none-manylinux_2_28_x86_64.whl
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
-        /tmp/nvidia_dali_cuda120-2.4.0-py3-none-manylinux_2_28_x86_64.whl /tmp/whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, nvidia.dali, kornia, av, snakemake; print('torch', torch.__version__, 'dali', nvidia.dali.__version__, 'kornia', kornia.__version__, 'snakemake', snakemake.__version__)" | tee -a "$out/gpu.txt"
 

@@ -8,14 +8,7 @@ set -uo pipefail
 mouse=$1
 which=$2
 shift 2
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
-if [ ! -d /tmp/site/nvidia/dali ]; then
-    cat /tmp/dali/part* > /tmp/nvidia_dali_cuda120-2.4.0-py3-none-manylinux_2_28_x86_64.whl
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
-        /tmp/nvidia_dali_cuda120-2.4.0-py3-none-manylinux_2_28_x86_64.whl /tmp/whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh"
 [ -f "$out/gpu_tests.log" ] || python3 -m pytest -q -p no:cacheprovider tests/test_video_dali.py tests/test_transforms.py 2>&1 | tail -3 | tee "$out/gpu_tests.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 flag=""

@@ -169,3 +169,50 @@ def test_unknown_model_key_in_workflow_config(tmp_path):
     config = {**EXAMPLE_CONFIG, "variants": {"bad": {"model_config": {"training": {"max_epoch": 3}}}}}
     out = snakemake(workdir_with(tmp_path, config), "-n")
     assert out.returncode != 0 and "training.max_epoch" in out.stdout + out.stderr
+
+
+# The throughput benchmark (rule benchmark, workflow/rules/benchmark.smk): an explicit target only.
+TINY_BENCHMARK = {"kinds": ["heatmap"], "backbone": "resnet18", "size": 64, "copies": 2, "batch": 16, "decoders": 1, "train_epochs": 1, "train_steps": 3}
+
+
+def dry_run_jobs(workdir: Path, *targets: str) -> dict:
+    out = snakemake(workdir, *targets, "-n", "--quiet", "rules")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) == 2 and line.split()[-1].isdigit())
+
+
+def test_benchmark_target_runs_the_throughput_benchmark_and_is_not_part_of_all(tmp_path):
+    example = {**EXAMPLE_CONFIG["datasets"]["example"], "example": {"seed": 0, "sessions": 1, "frames": 40, "labeled": 40}}
+    config = {**EXAMPLE_CONFIG, "datasets": {"example": example}, "benchmark": TINY_BENCHMARK}
+    workdir = workdir_with(tmp_path, config)
+    assert not any(rule.startswith("benchmark") for rule in dry_run_jobs(workdir)), "the default target must not benchmark"
+    # benchmark_all: the configured kinds; any other kind by its file's path.
+    assert dry_run_jobs(workdir, "benchmark_all", "results/benchmarks/example/throughput_context.json")["benchmark"] == "2"
+
+    # The real rule on CPU, run from another working directory than the repository.
+    out = snakemake(workdir, "benchmark_all")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    figures = json.loads((workdir / "results/benchmarks/example/throughput_heatmap.json").read_text())
+    for key in ("model_only_fps", "end_to_end_fps", "plain_loop_fps", "train_steps_per_s_real", "train_steps_per_s_synthetic"):
+        assert figures[key] > 0, key
+    for key in ("ratio_end_to_end_over_model_only", "ratio_end_to_end_over_plain_loop", "ratio_train_real_over_synthetic"):
+        assert 0 < figures[key] < 100, key
+    assert figures["device"] and figures["versions"]["torch"] and figures["versions"]["lightning_pose_lib"]
+    assert figures["model"] == "heatmap resnet18 64x64, batch 16"
+    log = (workdir / "logs/benchmark/example/heatmap.log").read_text()
+    assert "ratio_end_to_end_over_model_only:" in log and "versions:" in log, log[-3000:]
+    assert not (workdir / "results/benchmarks/example/work_heatmap").exists()  # scratch removed
+
+
+def test_benchmark_of_a_dataset_without_video_folder_is_a_clear_error(tmp_path, example_dir):
+    data = tmp_path / "data"
+    shutil.copytree(example_dir, data, ignore=shutil.ignore_patterns("videos"))
+    config = {**EXAMPLE_CONFIG, "datasets": {"mine": {"data_dir": str(data), "predict_videos": []}}, "variants": {"supervised": {}}}
+    workdir = workdir_with(tmp_path / "wf", config)
+    assert "train" in dry_run_jobs(workdir)  # the rest of the workflow is unaffected
+    out = snakemake(workdir, "-n", "benchmark_all")
+    assert out.returncode != 0
+    assert f"{data / 'videos'}: video folder not found; the benchmark of dataset 'mine'" in out.stdout + out.stderr, out.stdout + out.stderr
+    bad = workdir_with(tmp_path / "bad", {**config, "benchmark": {"datasets": ["nope"]}})
+    out = snakemake(bad, "-n", "benchmark_all")
+    assert out.returncode != 0 and "benchmark.datasets names unknown datasets ['nope']" in out.stdout + out.stderr

@@ -302,3 +302,64 @@ def link_from_store(store, video, output, log):
         except OSError:  # another file system, or no hard links there
             shutil.copyfile(stored, target)
     Path(log).write_text("".join(f"{stored} -> {target}\n" for stored, target in pairs))
+
+
+# --- Throughput benchmark: an explicit target, never part of `all` (rules/benchmark.smk) ---------
+from lightning_pose_lib.data.unlabeled import list_videos
+
+BENCHMARK = config["benchmark"]
+# Resolved from the workflow's own folder, so that any working directory (--directory) works.
+BENCHMARK_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "throughput.py")
+
+
+def benchmark_datasets():
+    wanted = BENCHMARK["datasets"]
+    if wanted is None:
+        return list(DATASETS)
+    unknown = sorted(set(wanted) - set(DATASETS))
+    if unknown:
+        raise WorkflowError(f"config/config.yaml: benchmark.datasets names unknown datasets {unknown}")
+    return list(wanted)
+
+
+def benchmark_targets():
+    return [f"results/benchmarks/{d}/throughput_{kind}.json" for d in benchmark_datasets() for kind in BENCHMARK["kinds"]]
+
+
+def benchmark_video(wildcards):
+    """The video benchmarks/throughput.py copies: the first (by name) of <data_dir>/videos/. The
+    script reads the label CSV and the videos by those fixed names, whatever the dataset's
+    csv_file and video_dir say."""
+    dataset = wildcards.dataset
+    ds = DATASETS[dataset]
+    if ds["csv_file"] != "CollectedData.csv":
+        raise WorkflowError(
+            f"benchmark of dataset {dataset!r}: benchmarks/throughput.py reads <data_dir>/CollectedData.csv, "
+            f"but datasets.{dataset}.csv_file is {ds['csv_file']!r}"
+        )
+    folder = data_dir(dataset) / "videos"
+    if ds["example"] is not None:  # generated into <data_dir>/videos/ by make_example_<dataset>
+        return sorted(VIDEOS[dataset].values())[0]
+    videos = list_videos(folder) if folder.is_dir() else []
+    if not videos:
+        raise WorkflowError(
+            f"{folder}: {'no video in this folder' if folder.is_dir() else 'video folder not found'}; the benchmark of "
+            f"dataset {dataset!r} (benchmarks/throughput.py) predicts copies of the first video of <data_dir>/videos/"
+        )
+    return videos[0]
+
+
+def benchmark_args(wildcards):
+    """benchmarks/throughput.py's arguments (all but --out) from the config's benchmark: section."""
+    b = BENCHMARK
+    args = [
+        "--data", str(data_dir(wildcards.dataset)),
+        "--copies", b["copies"], "--backbone", b["backbone"], "--size", b["size"], "--batch", b["batch"],
+        "--decoders", b["decoders"], "--train-epochs", b["train_epochs"], "--train-steps", b["train_steps"],
+        "--backend", config["predict"]["backend"],
+    ]
+    if wildcards.model_kind == "context":
+        args.append("--context")
+    if b["compile"]:
+        args.append("--compile")
+    return [str(a) for a in args]

@@ -37,7 +37,9 @@ from lightning_pose_lib.data.labeled import LabeledFrames
 from lightning_pose_lib.data.transforms import rescale_points, to_model_input
 from lightning_pose_lib.data.unlabeled import list_videos
 from lightning_pose_lib.dataset import load_dataset
-from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_videos
+from lightning_pose_lib.metrics import pixel_error
+from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_labeled, predict_videos
+from lightning_pose_lib.provenance import library_versions
 from lightning_pose_lib.train import _fit_pcas, _train_loader, train
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib import video as video_lib
@@ -86,16 +88,9 @@ def plain_loop(model, videos, batch, backend):
 
 
 def labeled_pixel_error(model, dataset, precision):
-    """Mean pixel error (original pixels) over every labeled frame, in ``precision``."""
-    frames = LabeledFrames(dataset.labels, dataset.data_dir, model.input_hw, context=model.is_context)
-    errors = []
-    with torch.inference_mode(), _autocast(model, precision):
-        for start in range(0, len(frames), 32):
-            images = frames.images[start : start + 32].to(model.device).float().div_(255.0)
-            out = model(images)
-            errors.append(model.pixel_error(out["keypoints"].float(), frames.keypoints[start : start + 32].to(model.device), frames.orig_hw[start : start + 32]).cpu())
-    errors = torch.cat(errors)
-    return float(errors[~torch.isnan(errors)].mean())
+    """Mean pixel error (original pixels) over every labeled keypoint of every labeled frame."""
+    error = pixel_error(predict_labeled(model, dataset, precision=precision), dataset.labels)
+    return float(np.nanmean(error[dataset.labels.keypoint_names].to_numpy()))
 
 
 class DecodedFrames(VideoReader):
@@ -169,13 +164,7 @@ def training_rates(cfg, steps=30):
 
 
 def versions():
-    found = {"lightning_pose_lib": lightning_pose_lib.__version__, "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version()}
-    for name, module in (("pytorch_lightning", "pytorch_lightning"), ("dali", "nvidia.dali"), ("kornia", "kornia"), ("av", "av")):
-        try:
-            found[name] = __import__(module, fromlist=["__version__"]).__version__
-        except ImportError:
-            pass
-    return found
+    return {"lightning_pose_lib": lightning_pose_lib.__version__, "python": platform.python_version(), "cuda": torch.version.cuda, "torch": torch.__version__, **library_versions()}
 
 
 def main():

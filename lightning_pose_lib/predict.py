@@ -41,12 +41,7 @@ def default_device() -> torch.device:
 
 
 @torch.inference_mode()
-def _predict_batch(model: PoseModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    out = model(images)
-    return out["keypoints"].float(), out["likelihood"].float()
-
-
-def predict_labeled(model: PoseModel, dataset, batch_size: int = 32) -> pd.DataFrame:
+def predict_labeled(model: PoseModel, dataset, batch_size: int = 32, precision: str = "fp32") -> pd.DataFrame:
     """Predictions for every labeled frame, with a trailing ``set`` column (train/validation/...)."""
     from .data.labeled import LabeledFrames
 
@@ -56,12 +51,13 @@ def predict_labeled(model: PoseModel, dataset, batch_size: int = 32) -> pd.DataF
     keypoints, likelihood = [], []
     for start in range(0, len(frames), batch_size):
         images = frames.images[start : start + batch_size].to(device).float().div_(255.0)
-        points, conf = _predict_batch(model, images)
-        for p, hw in zip(points.cpu(), frames.orig_hw[start : start + batch_size]):
-            keypoints.append(rescale_points(p, model.input_hw, tuple(hw.tolist())).numpy())
-        likelihood.append(conf.cpu().numpy())
+        with _autocast(model, precision):
+            out = model(images)
+        sizes = frames.orig_hw[start : start + batch_size, None]  # (B, 1, 2): each frame's own size
+        keypoints.append(rescale_points(out["keypoints"].float().cpu(), model.input_hw, sizes).numpy())
+        likelihood.append(out["likelihood"].float().cpu().numpy())
     scorer = f"{model.model_type}_tracker"
-    table = pose_table(np.stack(keypoints), dataset.labels.keypoint_names, scorer, np.concatenate(likelihood), dataset.labels.image_paths)
+    table = pose_table(np.concatenate(keypoints), dataset.labels.keypoint_names, scorer, np.concatenate(likelihood), dataset.labels.image_paths)
     table[("set", "", "")] = dataset.sets
     return table
 
@@ -206,13 +202,13 @@ class _Network:
     CUDA graph and replayed: one launch instead of hundreds, which keeps the GPU busy while the
     decoder threads hold the interpreter. ``compile``: torch.compile the backbone as well."""
 
-    def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool, graphs: bool = True):
+    def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool):
         self.model, self.batch_size = model, batch_size
         self.autocast = _autocast(model, precision)
         self.features, self.heads = model.features, model.heads
         if compile:
             self.features = torch.compile(model.features, dynamic=False)
-        if graphs and model.device.type == "cuda":
+        if model.device.type == "cuda":
             self.features, self.heads = _CudaGraph(self.features), _CudaGraph(self.heads)
 
     def warm_up(self) -> None:

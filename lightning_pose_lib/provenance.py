@@ -20,6 +20,11 @@ def _version(name: str) -> str | None:
         return None
 
 
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape results (those installed)."""
+    return {name: v for name in LIBRARIES if (v := _version(name))}
+
+
 def git_commit() -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:
@@ -48,7 +53,7 @@ def provenance(cfg: dict, labels_csv: str | os.PathLike) -> dict:
         "git_commit": git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "libraries": {name: v for name in LIBRARIES if (v := _version(name))},
+        "libraries": library_versions(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "seeds": {
             "rng_seed_data_pt": cfg["training"]["rng_seed_data_pt"],

@@ -60,8 +60,8 @@ def _sequences(files: list[str], length: int, device: str, shuffle: bool, seed: 
 
 def _decode(infos: list[VideoInfo], length: int, device: str) -> Iterator[tuple]:
     """The events of :meth:`VideoReader.stream` for ``infos`` decoded by one pipeline, in order;
-    positions index ``infos``. A video DALI yields no frames for ends with too few frames seen,
-    which the caller checks against ``num_frames``."""
+    positions index ``infos``. A video DALI yields no frames for gets no events at all, and one cut
+    short ends early: callers check what arrived against ``num_frames``."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
     pipe = _sequences([i.path for i in infos], length, device, shuffle=False, seed=0, numbered=True)
@@ -135,12 +135,14 @@ class DaliReader(VideoReader):
         try:
             for kind, position, *payload in _decode([readers[i].info for i in todo], batch_size, readers[todo[0]].device):
                 i = todo[position]
-                (started if kind == "start" else ended if kind == "end" else set()).add(i)
+                if kind == "start":
+                    started.add(i)
+                elif kind == "end":
+                    ended.add(i)
                 yield (kind, i, *payload)
         except Exception as err:
-            for i in started - ended:
+            for i in sorted(started - ended):
                 yield ("error", i, InputError(paths[i], f"cannot decode: {err}"))
-                ended.add(i)
             rest = [i for i in todo if i not in started]
             for kind, position, *payload in super().stream([paths[i] for i in rest], batch_size):
                 yield (kind, rest[position], *payload)

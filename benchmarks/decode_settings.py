@@ -9,7 +9,6 @@ DALI is reported separately, because the workflow's prediction jobs pay it once 
 """
 
 import argparse
-import multiprocessing as mp
 import os
 import tempfile
 import threading
@@ -84,17 +83,38 @@ def parallel(makers, n_out):
     return frames / wall, max(r[0] for r in results)
 
 
-def pyav_decode(path):
-    import av
+class PyAVBatches(torch.utils.data.IterableDataset):
+    """Each DataLoader worker decodes its share of ``files`` with PyAV, in batches of uint8 frames
+    that reach the main process through shared memory."""
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        n = 0
-        for frame in container.decode(stream):
-            frame.to_ndarray(format="rgb24")
-            n += 1
-    return n
+    def __init__(self, files, batch):
+        self.files, self.batch = files, batch
+
+    def __iter__(self):
+        from lightning_pose_lib.video import PyAVReader
+
+        worker = torch.utils.data.get_worker_info()
+        mine = self.files[worker.id :: worker.num_workers] if worker else self.files
+        for path in mine:
+            with PyAVReader(path) as reader:
+                for _, frames in reader.iter_batches(self.batch):
+                    yield torch.from_numpy(frames)
+
+
+def pyav_processes(files, workers, batch=128, pin=False):
+    """Frames/s reaching the main process (on the GPU if ``pin``), from the first batch on (so
+    without the workers' start-up)."""
+    loader = torch.utils.data.DataLoader(PyAVBatches(files, batch), batch_size=None, num_workers=workers, pin_memory=pin, prefetch_factor=4)
+    frames, start = 0, None
+    for tensor in loader:
+        if pin:
+            tensor = tensor.cuda(non_blocking=True)
+        if start is None:
+            start = time.perf_counter()
+            continue
+        frames += len(tensor)
+    torch.cuda.synchronize()
+    return frames / (time.perf_counter() - start)
 
 
 def main():
@@ -132,12 +152,9 @@ def main():
             fps, build = parallel([lambda c=c: legacy_pipe(c, 64, 4) for c in chunks], 3)
             report(f"legacy {pipes} pipes x {len(chunks[0])} files, seq 64 batch 4", fps, build)
     if not args.only or "cpu" in args.only:
-        for workers in (1, 8, 14):
-            start = time.perf_counter()
-            with mp.get_context("spawn").Pool(workers) as pool:
-                frames = sum(pool.map(pyav_decode, files[: max(workers, 8)]))
-            report(f"PyAV {workers} processes (rgb24 ndarray, incl. pool start)", frames / (time.perf_counter() - start))
-
+        for workers in (1, 4, 8, 12, 15):
+            report(f"PyAV {workers} DataLoader workers -> main process", pyav_processes(files, workers))
+            report(f"PyAV {workers} DataLoader workers -> pinned -> GPU", pyav_processes(files, workers, pin=True))
 
 if __name__ == "__main__":
     main()

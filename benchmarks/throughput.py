@@ -21,6 +21,7 @@ video, and peak GPU memory of prediction and training. Prints ratios (b)/(a), (b
 """
 
 import argparse
+import gzip
 import json
 import platform
 import shutil
@@ -181,6 +182,7 @@ def main():
     parser.add_argument("--train-epochs", type=int, default=100)
     parser.add_argument("--train-steps", type=int, default=40, help="steps timed for the training rates")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--profile", action="store_true", help="print where the pipeline without decoding spends its time (PyTorch profiler; trace in OUT)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = default_device()
@@ -239,6 +241,19 @@ def main():
     with open_video(videos[0], backend=args.backend) as reader:  # the same frames, decoded beforehand
         DecodedFrames.frames = torch.cat([torch.as_tensor(f).to(device) for _, f in reader.iter_batches(256)])
     video_lib.BACKENDS["decoded"] = DecodedFrames
+    if args.profile:  # where the pipeline's time goes, decoding aside
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            end_to_end(backend="decoded")
+        for key in ("self_cpu_time_total", "self_device_time_total"):
+            print(prof.key_averages().table(sort_by=key, row_limit=20, max_name_column_width=60))
+        trace = args.out / "trace_without_decoding.json"
+        prof.export_chrome_trace(str(trace))
+        with open(trace, "rb") as src, gzip.open(f"{trace}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        trace.unlink()
+        print(f"trace: {trace}.gz")
     results["end_to_end_fps_without_decoding"], _ = end_to_end(backend="decoded")
     del DecodedFrames.frames
     results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend)

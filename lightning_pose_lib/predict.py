@@ -130,7 +130,7 @@ def predict_videos(
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
     with compute_stream():
         network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
-    threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model), daemon=True) for group in groups]
+    threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model, slot), daemon=True) for slot, group in enumerate(groups)]
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
         thread.start()
@@ -161,7 +161,7 @@ def predict_videos(
             for state in list(states.values()):  # oldest first (dicts keep insertion order)
                 while rows < batch_size and (piece := state.take(batch_size - rows)) is not None:
                     pieces.append((state, *piece))
-                    rows += len(piece[0])
+                    rows += sum(len(part) for part in piece[0])
             if pieces:
                 outputs = network([p[1] for p in pieces])
                 offset = 0
@@ -217,17 +217,31 @@ class _Network:
         self([torch.zeros(self.batch_size, 3, *hw, device=self.model.device).contiguous(memory_format=torch.channels_last)])
 
     @torch.inference_mode()
-    def __call__(self, runs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        images = torch.cat(runs) if len(runs) > 1 else runs[0]
-        if len(images) < self.batch_size:
-            images = torch.cat([images, images.new_zeros(self.batch_size - len(images), *images.shape[1:])])
+    def __call__(self, runs: list) -> dict[str, torch.Tensor]:
+        """``runs``: runs of consecutive frames, each a tensor or a list of tensors (its parts in
+        order), at most ``batch_size`` frames in all."""
+        runs = [run if isinstance(run, (list, tuple)) else [run] for run in runs]
+        parts = [part for run in runs for part in run]
+        lengths = [sum(len(part) for part in run) for run in runs]
+        if isinstance(self.features, _CudaGraph) and self.features.graph is not None:  # captured:
+            graph_input = self.features.input  # written straight into the graph's input, no copies
+            offset = 0  # rows after the runs keep stale frames, whose outputs nobody reads
+            for part in parts:
+                graph_input[offset : offset + len(part)].copy_(part)
+                offset += len(part)
+            images = graph_input
+        else:
+            images = torch.cat(parts) if len(parts) > 1 else parts[0]
+            if len(images) < self.batch_size:
+                images = torch.cat([images, images.new_zeros(self.batch_size - len(images), *images.shape[1:])])
         with self.autocast:
-            return self.model.sequence_heads(self.features(images), [len(r) for r in runs], pad_to=self.batch_size, heads=self.heads)
+            return self.model.sequence_heads(self.features(images), lengths, pad_to=self.batch_size, heads=self.heads)
 
 
 class _CudaGraph:
     """``fn`` captured as a CUDA graph for its first input's shape, then replayed (any other shape
-    runs eagerly). The outputs are the graph's own tensors, overwritten by the next call."""
+    runs eagerly). The outputs are the graph's own tensors, overwritten by the next call; callers
+    may write the next input straight into ``input``."""
 
     def __init__(self, fn):
         self.fn, self.graph = fn, None
@@ -250,7 +264,8 @@ class _CudaGraph:
                 self.graph = False
         if self.graph is False or x.shape != self.input.shape:
             return self.fn(x)
-        self.input.copy_(x)
+        if x is not self.input:
+            self.input.copy_(x)
         self.graph.replay()
         return self.output
 
@@ -265,12 +280,25 @@ def _autocast(model: PoseModel, precision: str):
     return contextlib.nullcontext()
 
 
-def _decode(group: list[int], jobs: list[tuple], chunks: queue.Queue, batch_size: int, backend: str, model: PoseModel) -> None:
-    """Decoder thread: the videos of ``group`` as one stream, frames resized and normalised to the
-    model input on the device (on this thread's own CUDA stream, so the model's work and this
-    thread's copies never wait for each other)."""
+_DECODER_STREAMS: dict = {}
+
+
+def _decoder_stream(device: torch.device, slot: int) -> torch.cuda.Stream:
+    """Decoder thread ``slot``'s CUDA stream, the same one on every call: the caching allocator
+    keeps freed memory for the stream that allocated it, so fresh streams would allocate afresh
+    (cudaMalloc, under the allocator's lock, which stalls the model thread meanwhile)."""
+    key = (device, slot)
+    if key not in _DECODER_STREAMS:
+        _DECODER_STREAMS[key] = torch.cuda.Stream(device, priority=-1)  # small copies jump the queue
+    return _DECODER_STREAMS[key]
+
+
+def _decode(group: list[int], jobs: list[tuple], chunks: queue.Queue, batch_size: int, backend: str, model: PoseModel, slot: int) -> None:
+    """Decoder thread ``slot``: the videos of ``group`` as one stream, frames resized and normalised
+    to the model input on the device (on this thread's own CUDA stream, so the model's work and
+    this thread's copies never wait for each other)."""
     device = model.device
-    stream = torch.cuda.Stream(device, priority=-1) if device.type == "cuda" else None  # small copies jump the queue
+    stream = _decoder_stream(device, slot) if device.type == "cuda" else None
     unfinished = set(group)
     try:
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
@@ -308,7 +336,8 @@ class _VideoState:
         n, k, device = info.num_frames, model.num_keypoints, model.device
         self.keypoints = {f: torch.full((n, k, 2), float("nan"), device=device) for f in self.fields}
         self.likelihood = {f: torch.zeros((n, k), device=device) for f in self.fields}
-        self.frames: torch.Tensor | None = None  # model inputs not yet predicted (plus context)
+        self.frames: list[torch.Tensor] = []  # model inputs not yet predicted (plus context), as decoded
+        self.rows = 0  # frames held in self.frames
         self.received = 0  # frames decoded so far
         self.predicted = 0  # frames 0..predicted-1 have keypoints
         self.ended = False
@@ -322,28 +351,48 @@ class _VideoState:
         if len(indices) == 0 or indices[0] != self.received or indices[-1] != self.received + len(indices) - 1:
             self.error = self.error or InputError(self.job[0], f"decoder returned frames {indices[:1]}.. where frame {self.received} was next")
             return
+        if self.margin and self.received == 0:  # the first frame stands in for frames -2 and -1
+            self._hold(images[:1].expand(CONTEXT, -1, -1, -1))
+        self._hold(images)
         self.received += len(indices)
-        if self.margin and self.frames is None:  # the first frame stands in for frames -2 and -1
-            self.frames = images[:1].expand(CONTEXT, -1, -1, -1)
-        parts = [images] if self.frames is None else [self.frames, images]
         if self.margin and self.received == self.info.num_frames:  # the last frame stands in for the next two
-            parts.append(images[-1:].expand(CONTEXT, -1, -1, -1))
-        self.frames = torch.cat(parts) if len(parts) > 1 else images
+            self._hold(images[-1:].expand(CONTEXT, -1, -1, -1))
+
+    def _hold(self, images: torch.Tensor) -> None:
+        self.frames.append(images)
+        self.rows += len(images)
 
     def waiting(self) -> int:
         """Model input rows ready to go (0 while the context model still needs more frames)."""
-        n = 0 if self.frames is None or self.error else len(self.frames)
+        n = 0 if self.error else self.rows
         return n if n > self.margin else 0
 
     def take(self, rows: int):
-        """The next piece of at most ``rows`` model inputs: (frames, first frame, frames predicted)."""
+        """The next piece of at most ``rows`` model inputs: (its parts, first frame, frames
+        predicted). The parts are views of the decoded batches: nothing is copied until the
+        network's input is filled."""
         count = min(self.waiting() - self.margin, rows - self.margin)
         if count <= 0:
             return None
-        piece, first = self.frames[: count + self.margin], self.predicted
-        self.frames = self.frames[count:]
+        parts, needed = [], count + self.margin
+        for images in self.frames:
+            parts.append(images[:needed])
+            needed -= len(parts[-1])
+            if needed == 0:
+                break
+        dropped = count  # the margin rows stay for the next piece
+        while dropped:
+            head = self.frames[0]
+            if len(head) <= dropped:
+                self.frames.pop(0)
+                dropped -= len(head)
+            else:
+                self.frames[0] = head[dropped:]
+                dropped = 0
+        self.rows -= count
+        first = self.predicted
         self.predicted += count
-        return piece, first, count
+        return parts, first, count
 
     def store(self, outputs: dict, offset: int, first: int, count: int) -> None:
         size = (self.info.height, self.info.width)
@@ -354,7 +403,7 @@ class _VideoState:
 
     def to_host(self) -> "_VideoState":
         """Start copying the keypoints back without waiting; the writer waits for ``copied``."""
-        self.frames = None
+        self.frames, self.rows = [], 0
         self.copied = None
         if self.model.device.type == "cuda":
             for table in (self.keypoints, self.likelihood):

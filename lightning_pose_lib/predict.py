@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import multiprocessing
 import os
 import queue
 import sys
@@ -18,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .data.labels import pose_table, write_pose_table
+from .data.labels import pose_table, write_pose_tables
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
 from .models.pose_model import CONTEXT, PoseModel
@@ -414,8 +416,27 @@ class _VideoState:
         return self
 
 
+_FILES: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+def _file_writer() -> concurrent.futures.ProcessPoolExecutor:
+    """The processes that format and write prediction tables, started once per process. pandas
+    holds the interpreter lock through a whole CSV (about 30 ms per 1,000 frames and table), which
+    in a thread stalls the model and decoder threads. A fork server keeps them clean of this
+    process's threads and CUDA state; it preloads the table writer, not the main script."""
+    global _FILES
+    if _FILES is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["lightning_pose_lib.data.labels"])
+        _FILES = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context)
+    return _FILES
+
+
 def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) -> None:
-    """Writer thread: a finished video's tables, off the model's critical path."""
+    """Writer thread: a finished video's tables, built here and written by the file processes,
+    off the model's critical path."""
+    written: dict[int, tuple] = {}  # job -> (video, csv, table, future, start)
+    finished: dict[int, float] = {}
     while (item := writes.get()) is not None:
         job_id, state = item
         video, csv_path, h5_path = (*state.job, None)[:3]
@@ -429,10 +450,19 @@ def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) ->
             keypoints = {f: v.numpy() for f, v in state.keypoints.items()}
             likelihood = {f: v.numpy() for f, v in state.likelihood.items()}
             table = pose_table(keypoints[""], names, scorer, likelihood[""])
-            for f in state.fields[1:]:
-                head_csv = Path(csv_path).parent / "heads" / f"{Path(csv_path).stem}_{f.rstrip('_')}.csv"
-                write_pose_table(pose_table(keypoints[f], names, scorer, likelihood[f]), head_csv)
-            write_pose_table(table, csv_path, h5_path)
-            results[job_id] = VideoResult(str(video), table, time.perf_counter() - state.started)
+            tables = [
+                (pose_table(keypoints[f], names, scorer, likelihood[f]), Path(csv_path).parent / "heads" / f"{Path(csv_path).stem}_{f.rstrip('_')}.csv", None)
+                for f in state.fields[1:]
+            ]
+            tables.append((table, csv_path, h5_path))  # last: its presence means the video is done
+            future = _file_writer().submit(write_pose_tables, tables)
+            future.add_done_callback(lambda _, job_id=job_id, started=state.started: finished.setdefault(job_id, time.perf_counter() - started))
+            written[job_id] = (video, csv_path, table, future, state.started)
+        except Exception as err:
+            results[job_id] = VideoResult(str(video), err if isinstance(err, InputError) else InputError(csv_path, f"cannot write: {err}"), 0.0)
+    for job_id, (video, csv_path, table, future, started) in written.items():
+        try:
+            future.result()
+            results[job_id] = VideoResult(str(video), table, finished.get(job_id, time.perf_counter() - started))
         except Exception as err:
             results[job_id] = VideoResult(str(video), err if isinstance(err, InputError) else InputError(csv_path, f"cannot write: {err}"), 0.0)

@@ -83,6 +83,18 @@ def test_many_videos_concurrently_equal_one_at_a_time(trained, example_dir, tmp_
     assert not (tmp_path / "many" / "broken.csv").exists()
 
 
+def test_a_video_whose_files_cannot_be_written_is_reported_and_the_others_are_written(trained, example_dir, tmp_path):
+    """Tables are written by separate processes: their failures still come back, per video."""
+    model = load_model(trained[0])
+    (tmp_path / "blocked").write_text("a file where the output folder should be")
+    videos = [example_dir / "videos/session0.mp4", example_dir / "videos/session1.mp4"]
+    jobs = [(videos[0], tmp_path / "blocked" / "session0.csv", None), (videos[1], tmp_path / "ok" / "session1.csv", tmp_path / "ok" / "session1.h5")]
+    bad, good = predict_videos(model, jobs, batch_size=16, decoders=2, progress=False)
+    assert isinstance(bad.outcome, InputError) and "session0.csv" in str(bad.outcome) and "cannot write" in str(bad.outcome)
+    assert len(good.outcome) > 0 and good.seconds > 0
+    assert (tmp_path / "ok" / "session1.csv").exists() and (tmp_path / "ok" / "session1.h5").exists()
+
+
 def test_same_seed_same_result(example_dir, tmp_path):
     cfg = load_config(overrides=tiny_overrides(example_dir, **{"training.max_epochs": 1}))
     a = train(cfg, tmp_path / "a")

@@ -129,6 +129,13 @@ def write_pose_table(table: pd.DataFrame, csv_path: str | os.PathLike, h5_path: 
                     group.create_dataset(name, data=np.asarray(table.columns.get_level_values(level)).astype("S"))
 
 
+def write_pose_tables(tables: list[tuple]) -> None:
+    """Several (table, csv_path, h5_path or None) in order (so the last file's presence means
+    all are there); a function of this light module so a writer process can run it."""
+    for table, csv_path, h5_path in tables:
+        write_pose_table(table, csv_path, h5_path)
+
+
 def read_pose_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV or HDF5 pose table written by :func:`write_pose_table`."""
     path = Path(path)

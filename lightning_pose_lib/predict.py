@@ -436,7 +436,7 @@ def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) ->
     """Writer thread: a finished video's tables, built here and written by the file processes,
     off the model's critical path."""
     written: dict[int, tuple] = {}  # job -> (video, csv, table, future, start)
-    finished: dict[int, float] = {}
+    finished: dict[int, float] = {}  # job -> seconds until its files were written (set by the future)
     while (item := writes.get()) is not None:
         job_id, state = item
         video, csv_path, h5_path = (*state.job, None)[:3]
@@ -459,10 +459,14 @@ def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) ->
             future.add_done_callback(lambda _, job_id=job_id, started=state.started: finished.setdefault(job_id, time.perf_counter() - started))
             written[job_id] = (video, csv_path, table, future, state.started)
         except Exception as err:
-            results[job_id] = VideoResult(str(video), err if isinstance(err, InputError) else InputError(csv_path, f"cannot write: {err}"), 0.0)
+            results[job_id] = VideoResult(str(video), _write_error(err, csv_path), 0.0)
     for job_id, (video, csv_path, table, future, started) in written.items():
         try:
             future.result()
             results[job_id] = VideoResult(str(video), table, finished.get(job_id, time.perf_counter() - started))
         except Exception as err:
-            results[job_id] = VideoResult(str(video), err if isinstance(err, InputError) else InputError(csv_path, f"cannot write: {err}"), 0.0)
+            results[job_id] = VideoResult(str(video), _write_error(err, csv_path), 0.0)
+
+
+def _write_error(err: Exception, path) -> InputError:
+    return err if isinstance(err, InputError) else InputError(path, f"cannot write: {err}")

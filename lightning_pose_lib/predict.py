@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import multiprocessing
 import os
 import queue
 import sys
@@ -23,6 +21,7 @@ from tqdm import tqdm
 from .data.labels import pose_table, write_pose_tables
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
+from .table_writers import table_writers
 from .models.pose_model import CONTEXT, PoseModel
 from .video import compute_stream, stream_videos
 
@@ -130,6 +129,7 @@ def predict_videos(
     writes: queue.Queue = queue.Queue()
     results: dict[int, VideoResult] = {}
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
+    table_writers().submit(int)  # starts the writer processes now, not when the first video is done
     with compute_stream():
         network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model, slot), daemon=True) for slot, group in enumerate(groups)]
@@ -416,25 +416,9 @@ class _VideoState:
         return self
 
 
-_FILES: concurrent.futures.ProcessPoolExecutor | None = None
-
-
-def _file_writer() -> concurrent.futures.ProcessPoolExecutor:
-    """The processes that format and write prediction tables, started once per process. pandas
-    holds the interpreter lock through a whole CSV (about 30 ms per 1,000 frames and table), which
-    in a thread stalls the model and decoder threads. A fork server keeps them clean of this
-    process's threads and CUDA state; it preloads the table writer, not the main script."""
-    global _FILES
-    if _FILES is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["lightning_pose_lib.data.labels"])
-        _FILES = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context)
-    return _FILES
-
-
 def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) -> None:
-    """Writer thread: a finished video's tables, built here and written by the file processes,
-    off the model's critical path."""
+    """Writer thread: a finished video's tables, built here and written by the table writer
+    processes (:mod:`lightning_pose_lib.table_writers`), off the model's critical path."""
     written: dict[int, tuple] = {}  # job -> (video, csv, table, future, start)
     finished: dict[int, float] = {}  # job -> seconds until its files were written (set by the future)
     while (item := writes.get()) is not None:
@@ -455,7 +439,7 @@ def _write(writes: queue.Queue, results: dict, names: list[str], scorer: str) ->
                 for f in state.fields[1:]
             ]
             tables.append((table, csv_path, h5_path))  # last: its presence means the video is done
-            future = _file_writer().submit(write_pose_tables, tables)
+            future = table_writers().submit(write_pose_tables, tables)
             future.add_done_callback(lambda _, job_id=job_id, started=state.started: finished.setdefault(job_id, time.perf_counter() - started))
             written[job_id] = (video, csv_path, table, future, state.started)
         except Exception as err:

@@ -4,6 +4,7 @@ Real processes and real signals: scripts/train.py and scripts/predict.py run as 
 small generated example and are stopped with SIGTERM / SIGUSR1 / SIGKILL.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -110,16 +111,20 @@ def test_a_changed_config_starts_over_instead_of_resuming(uninterrupted, example
 
 def test_killed_prediction_leaves_no_complete_looking_output(uninterrupted, example_dir, tmp_path):
     out_dir = tmp_path / "preds"
-    videos = [example_dir / "videos" / f"session{i}.mp4" for i in range(2)]
+    videos = [example_dir / "videos" / "session0.mp4"]
+    for i in range(6):  # more videos after the first than can be predicted while the kill lands
+        videos.append(tmp_path / f"copy{i}.mp4")
+        videos[-1].symlink_to(example_dir / "videos" / "session1.mp4")
     # one decoder: the videos are predicted one after the other, so the kill lands between them
     command = [sys.executable, str(ROOT / "scripts/predict.py"), "--model-dir", str(uninterrupted), "--output-dir", str(out_dir), "--decoders", "1", *map(str, videos)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    # its own process group, killed whole as SLURM kills a job (the files are written by processes of its own)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, start_new_session=True)
     wait_for(out_dir / "session0.csv", process)  # kill while the other outputs are being made
-    process.kill()
+    os.killpg(process.pid, signal.SIGKILL)
     finish(process)
     frames = {v.stem: probe_video(v).num_frames for v in videos}
     left = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
-    assert "session1.csv" not in left
+    assert "copy5.csv" not in left
     for name in left:  # whatever is there is complete
         assert len(read_pose_table(out_dir / name)) == frames[Path(name).stem], name
     rerun = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

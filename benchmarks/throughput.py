@@ -41,7 +41,7 @@ from lightning_pose_lib.dataset import load_dataset
 from lightning_pose_lib.metrics import pixel_error
 from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_labeled, predict_videos
 from lightning_pose_lib.provenance import library_versions
-from lightning_pose_lib.train import _fit_pcas, _train_loader, train
+from lightning_pose_lib.train import _fit_pcas, _train_loader, is_complete, train
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib import video as video_lib
 from lightning_pose_lib.video import VideoInfo, VideoReader, choose_backend, compute_stream, open_video
@@ -201,8 +201,8 @@ def main():
     cfg = load_config(overrides=overrides)
     model_dir = args.out / ("context" if args.context else "model")
     started = time.perf_counter()
-    if not (model_dir / "checkpoints" / "best.ckpt").exists():
-        train(cfg, model_dir)
+    train(cfg, model_dir)  # resumes a cut-short run of this config, starts over for another, a no-op when done
+    assert is_complete(model_dir), f"training of {model_dir} did not complete"
     model = load_model(model_dir, device)
     results = {
         "device": torch.cuda.get_device_name(0) if on_gpu else platform.processor() or "cpu",

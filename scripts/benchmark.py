@@ -2,9 +2,9 @@
 """Run the throughput benchmark into a fresh work folder and keep only its figures:
 ``benchmark.py --json OUT.json --work-dir DIR [benchmarks/throughput.py arguments except --out]``.
 
-benchmarks/throughput.py trains its model in DIR and reuses a trained model it finds there, so DIR
-is emptied first: a model trained with other settings (or a training that was cut short) is never
-measured. On success the benchmark's DIR/throughput.json is moved to OUT.json and DIR is removed.
+benchmarks/throughput.py trains its model in DIR (resuming only a training of the same config), its
+video copies and predictions go there too; DIR is emptied first and, on success, removed once the
+benchmark's DIR/throughput.json is moved to OUT.json.
 The benchmark's printout (figures, ratios, GPU name, versions) goes to stdout; in the workflow
 (rule benchmark, workflow/rules/benchmark.smk) to the rule's log.
 """

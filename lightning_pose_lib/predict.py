@@ -199,22 +199,27 @@ def _network(model: PoseModel, batch_size: int, precision: str, compile: bool) -
 
 
 class _Network:
-    """The model over a batch of frame runs, with the chosen precision. Every batch has one shape
-    (padded to ``batch_size``), so on a GPU the backbone and the heads are each captured once as a
+    """The model over a batch of frame runs, with the chosen precision. On a GPU every batch has
+    one shape (padded to ``batch_size``), so the backbone and the heads are each captured once as a
     CUDA graph and replayed: one launch instead of hundreds, which keeps the GPU busy while the
-    decoder threads hold the interpreter. ``compile``: torch.compile the backbone as well."""
+    decoder threads hold the interpreter. ``compile``: torch.compile the backbone as well (also
+    on one shape). On a CPU without compile, batches keep their own size: padding would be work."""
 
     def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool):
         self.model, self.batch_size = model, batch_size
         self.autocast = _autocast(model, precision)
         self.features, self.heads = model.features, model.heads
+        self.pad_to = batch_size if compile or model.device.type == "cuda" else None
         if compile:
             self.features = torch.compile(model.features, dynamic=False)
         if model.device.type == "cuda":
             self.features, self.heads = _CudaGraph(self.features), _CudaGraph(self.heads)
 
     def warm_up(self) -> None:
-        """One batch of blank frames (channels-last, as decoded frames are): captures the graphs."""
+        """One batch of blank frames (channels-last, as decoded frames are): captures the graphs,
+        compiles. Nothing to do for a network that runs eagerly on each batch's own size."""
+        if self.pad_to is None:
+            return
         hw = self.model.input_hw
         self([torch.zeros(self.batch_size, 3, *hw, device=self.model.device).contiguous(memory_format=torch.channels_last)])
 
@@ -234,10 +239,10 @@ class _Network:
             images = graph_input
         else:
             images = torch.cat(parts) if len(parts) > 1 else parts[0]
-            if len(images) < self.batch_size:
-                images = torch.cat([images, images.new_zeros(self.batch_size - len(images), *images.shape[1:])])
+            if self.pad_to is not None and len(images) < self.pad_to:
+                images = torch.cat([images, images.new_zeros(self.pad_to - len(images), *images.shape[1:])])
         with self.autocast:
-            return self.model.sequence_heads(self.features(images), lengths, pad_to=self.batch_size, heads=self.heads)
+            return self.model.sequence_heads(self.features(images), lengths, pad_to=self.pad_to, heads=self.heads)
 
 
 class _CudaGraph:

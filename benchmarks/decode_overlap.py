@@ -101,7 +101,8 @@ def legacy_dali(files, length):
 
 
 def window(loops, seconds, warm_up=1.5, profile=None):
-    """Frames/s of each loop over ``seconds`` after ``warm_up``, all running at once."""
+    """Frames/s of each loop over ``seconds`` after ``warm_up``, all running at once, and the CPU
+    cores this process kept busy meanwhile."""
     for loop in loops:
         loop.start()
     time.sleep(warm_up + 0.1 * len(loops))  # pipelines build meanwhile
@@ -109,13 +110,13 @@ def window(loops, seconds, warm_up=1.5, profile=None):
         before, start, cpu = [loop.done for loop in loops], time.perf_counter(), time.process_time()
         time.sleep(seconds)
         after, end = [loop.done for loop in loops], time.perf_counter()
-        window.cores = (time.process_time() - cpu) / (end - start)
+        cores = (time.process_time() - cpu) / (end - start)
     for loop in loops:
         loop.stop.set()
     for loop in loops:
         loop.join()
     torch.cuda.synchronize()
-    return [(a - b) / (end - start) for a, b in zip(after, before)]
+    return [(a - b) / (end - start) for a, b in zip(after, before)], cores
 
 
 def summarise_trace(path: Path) -> None:
@@ -164,7 +165,7 @@ def main():
         (tmp / f"c{i:03d}{args.video.suffix}").symlink_to(args.video.resolve())
         files.append(str(tmp / f"c{i:03d}{args.video.suffix}"))
     print("gpu:", torch.cuda.get_device_name(0), "cpus:", os.cpu_count(), "CUDA_DEVICE_MAX_CONNECTIONS:", os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS", "default"), flush=True)
-    (model_alone,) = window([ModelLoop(model, args.batch)], args.seconds)
+    (model_alone,), _ = window([ModelLoop(model, args.batch)], args.seconds)
     print(f"model alone: {model_alone:.0f} frames/s", flush=True)
     hw = model.input_hw
     default_interval = sys.getswitchinterval()
@@ -173,12 +174,12 @@ def main():
         print(f"switch interval {sys.getswitchinterval() * 1e3:.2f} ms", flush=True)
         for pipes in args.pipes:
             shares = [files[i::pipes] for i in range(pipes)]
-            decode_alone = sum(window([DecodeLoop(s, args.batch, hw, args.backend) for s in shares], args.seconds))
-            alone_cores = window.cores
-            together = window([ModelLoop(model, args.batch), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], args.seconds)
+            rates, alone_cores = window([DecodeLoop(s, args.batch, hw, args.backend) for s in shares], args.seconds)
+            decode_alone = sum(rates)
+            together, cores = window([ModelLoop(model, args.batch), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], args.seconds)
             model_rate, decode_rate = together[0], sum(together[1:])
             overlap = model_rate / model_alone + decode_rate / decode_alone
-            line = f"{pipes:3d} decoders: decode alone {decode_alone:6.0f} ({alone_cores:.1f} CPU cores busy); together: model {model_rate:6.0f}, decode {decode_rate:6.0f}; overlap {overlap:.2f} ({window.cores:.1f} CPU cores busy)"
+            line = f"{pipes:3d} decoders: decode alone {decode_alone:6.0f} ({alone_cores:.1f} CPU cores busy); together: model {model_rate:6.0f}, decode {decode_rate:6.0f}; overlap {overlap:.2f} ({cores:.1f} CPU cores busy)"
             if not args.no_end_to_end and args.backend != "dali-legacy":
                 jobs = [(f, tmp / "preds" / f"{Path(f).stem}.csv", None) for f in files[: args.copies]]
                 predict_videos(model, jobs[:2], args.batch, args.backend, progress=False, decoders=2)
@@ -194,7 +195,7 @@ def main():
         args.trace.mkdir(parents=True, exist_ok=True)
         shares = [files[i::args.pipes[0]] for i in range(args.pipes[0])]
         prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
-        together = window([ModelLoop(model, args.batch), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], 1.0, profile=prof)
+        together, _ = window([ModelLoop(model, args.batch), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], 1.0, profile=prof)
         path = args.trace / "trace.json"
         prof.export_chrome_trace(str(path))
         print(f"traced window: model {together[0]:.0f}, decode {sum(together[1:]):.0f} frames/s")

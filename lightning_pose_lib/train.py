@@ -48,7 +48,7 @@ from . import config as config_lib
 from .callbacks import ResumableTraining, resume_checkpoint
 from .data.labeled import LabeledFrames
 from .data.unlabeled import list_videos, unlabeled_loader
-from .video import compute_stream
+from .streams import compute_stream
 from .dataset import load_dataset, resolve
 from .errors import InputError
 from .io import atomic_path, write_text_atomic

@@ -9,9 +9,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from lightning_pose_lib.errors import InputError
-from lightning_pose_lib.video import BACKENDS, VideoInfo, open_video, probe_video, write_video
+from lightning_pose_lib.video import BACKENDS, PyAVReader, VideoInfo, open_video, probe_video, write_video
 
 # The shared data sits next to the checkout (../shared), or inside it on machines that copy the tree.
 _REPO = Path(__file__).resolve().parents[1]
@@ -186,3 +187,52 @@ def test_mirror_mouse_video() -> None:
         random_access = reader.read_frames(wanted)
     for i, frame in zip(wanted, random_access):
         np.testing.assert_array_equal(frame, sequential[i], err_msg=f"frame {i}")
+
+
+def encode_gradient(path: Path, pix_fmt: str, colorspace: int, color_range: int) -> None:
+    """Ten 48 x 64 frames of colour gradients, tagged with the given colour matrix and range."""
+    rows, cols = np.mgrid[0:48, 0:64]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        stream.codec_context.colorspace, stream.codec_context.color_range = colorspace, color_range
+        for t in range(10):
+            image = np.stack([cols * 4, rows * 5, np.full_like(rows, 20 * t)], axis=-1).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def planes_to_rgb(path: Path, batch_size: int) -> np.ndarray:
+    """The frames as the GPU path makes them (raw 4:2:0 planes, converted by video.yuv), on the CPU."""
+    reader = PyAVReader(path)
+    with av.open(str(path)) as container:
+        return torch.cat(list(reader._planes_on_device(container.decode(container.streams.video[0]), batch_size))).numpy()
+
+
+# (pixel format, colour matrix, range): untagged BT.601 TV range, full range, BT.709 in both ranges
+@pytest.mark.parametrize("pix_fmt, colorspace, color_range", [("yuv420p", 2, 0), ("yuvj420p", 2, 2), ("yuv420p", 1, 1), ("yuv420p", 1, 2)])
+def test_planes_become_the_rgb_ffmpeg_makes(tmp_path: Path, pix_fmt: str, colorspace: int, color_range: int) -> None:
+    path = tmp_path / "clip.mp4"
+    encode_gradient(path, pix_fmt, colorspace, color_range)
+    expected = decode_all(path)
+    converted = planes_to_rgb(path, batch_size=4)  # two full batches, one partial: both buffers reused
+    assert converted.shape == expected.shape and converted.dtype == np.uint8
+    difference = np.abs(converted.astype(int) - expected)
+    assert difference.mean() < 1.5 and difference.max() <= 3  # swscale rounds in fixed point
+
+
+@pytest.mark.skipif(not MIRROR_MOUSE_VIDEO.exists(), reason="mirror-mouse example data not present")
+def test_planes_of_the_mirror_mouse_video() -> None:
+    difference = np.abs(planes_to_rgb(MIRROR_MOUSE_VIDEO, 128)[:200].astype(int) - decode_all(MIRROR_MOUSE_VIDEO)[:200])
+    assert difference.mean() < 1.0 and difference.max() <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_pyav_frames_on_a_gpu(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, iter(smooth_frames(20)), fps=25.0)
+    with open_video(path, backend="pyav", device="cuda") as reader:
+        batches = list(reader.iter_batches(8))
+    assert [len(i) for i, _ in batches] == [8, 8, 4] and all(f.is_cuda for _, f in batches)
+    difference = np.abs(torch.cat([f for _, f in batches]).cpu().numpy().astype(int) - decode_all(path))
+    assert difference.mean() < 1.5 and difference.max() <= 3

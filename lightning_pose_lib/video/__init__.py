@@ -11,7 +11,7 @@ import os
 from lightning_pose_lib.video.base import VideoInfo, VideoReader
 from lightning_pose_lib.video.pyav_backend import PyAVReader, probe_video
 from lightning_pose_lib.video.writer import write_video
-from lightning_pose_lib.video.dali_backend import DaliReader, compute_stream, dali_available
+from lightning_pose_lib.video.dali_backend import DaliReader, dali_available
 
 BACKENDS: dict[str, type[VideoReader]] = {"pyav": PyAVReader, "dali": DaliReader}
 
@@ -25,18 +25,19 @@ def choose_backend(backend: str = "auto") -> str:
     return "dali" if dali_available() and torch.cuda.is_available() else "pyav"
 
 
-def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
+def open_video(path: str | os.PathLike, backend: str = "auto", device=None) -> VideoReader:
     """Open (and validate) a video; InputError if the file is not a usable video.
 
-    ``backend="auto"`` picks DALI on a machine with a GPU and DALI, PyAV otherwise.
+    ``backend="auto"`` picks DALI on a machine with a GPU and DALI, PyAV otherwise. ``device``:
+    where frames are delivered (None: where the backend decodes).
     """
-    return _backend_class(backend)(path)
+    return _backend_class(backend)(path, device=device)
 
 
-def stream_videos(paths: list[str | os.PathLike], batch_size: int, backend: str = "auto"):
-    """Decode many videos as one stream of events (see :meth:`VideoReader.stream`); a backend
-    that can (DALI) decodes them all in one pass."""
-    return _backend_class(backend).stream([os.fspath(p) for p in paths], batch_size)
+def stream_videos(paths: list[str | os.PathLike], batch_size: int, backend: str = "auto", device=None):
+    """Decode many videos as one stream of events (see :meth:`VideoReader.stream`), frames on
+    ``device``; a backend that can (DALI) decodes them all in one pass."""
+    return _backend_class(backend).stream([os.fspath(p) for p in paths], batch_size, device)
 
 
 def _backend_class(backend: str) -> type[VideoReader]:
@@ -52,7 +53,6 @@ __all__ = [
     "BACKENDS",
     "DaliReader",
     "choose_backend",
-    "compute_stream",
     "dali_available",
     "PyAVReader",
     "VideoInfo",

@@ -28,7 +28,10 @@ class VideoInfo:
 
 
 class VideoReader(abc.ABC):
-    """Decodes one video to uint8 RGB frames of shape (H, W, 3)."""
+    """Decodes one video to uint8 RGB frames of shape (H, W, 3).
+
+    Backends are built as ``Backend(path, device=None)``: ``device`` is where :meth:`iter_batches`
+    delivers frames (None: where the backend decodes, the CPU for PyAV, the GPU for DALI)."""
 
     info: VideoInfo
 
@@ -37,8 +40,7 @@ class VideoReader(abc.ABC):
         """Every frame exactly once, in order, the last batch possibly shorter:
         yields (frame_indices int64 shape (B,), frames uint8 shape (B, H, W, 3) RGB).
 
-        Frames are a numpy array, or a torch tensor where the backend decodes on the GPU (DALI),
-        so they stay there; :func:`lightning_pose_lib.data.transforms.to_model_input` takes both."""
+        Frames are a numpy array on the CPU, or a torch tensor on the reader's device (a GPU); :func:`lightning_pose_lib.data.transforms.to_model_input` takes both."""
 
     @abc.abstractmethod
     def read_frames(self, indices: Sequence[int]) -> np.ndarray:
@@ -48,12 +50,12 @@ class VideoReader(abc.ABC):
         """
 
     @classmethod
-    def stream(cls, paths: Sequence[str], batch_size: int) -> Iterator[tuple]:
+    def stream(cls, paths: Sequence[str], batch_size: int, device=None) -> Iterator[tuple]:
         """Many videos decoded one after another as one stream of events, each tagged with the
         video's position in ``paths``:
 
         - ``("start", i, info)``, then ``("batch", i, frame_indices, frames)`` as in
-          :meth:`iter_batches`, then ``("end", i)``;
+          :meth:`iter_batches` (on ``device``), then ``("end", i)``;
         - or ``("error", i, exception)`` where the video cannot be (fully) decoded; the stream goes
           on with the next video.
 
@@ -62,7 +64,7 @@ class VideoReader(abc.ABC):
         """
         for i, path in enumerate(paths):
             try:
-                with cls(path) as reader:
+                with cls(path, device=device) as reader:
                     yield ("start", i, reader.info)
                     for indices, frames in reader.iter_batches(batch_size):
                         yield ("batch", i, indices, frames)

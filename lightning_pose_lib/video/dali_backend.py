@@ -13,7 +13,6 @@ are dropped. One pipeline decodes a whole list of videos (its set-up costs about
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Iterator, Sequence
 
@@ -84,29 +83,14 @@ def _decode(infos: list[VideoInfo], length: int, device: str) -> Iterator[tuple]
         yield ("end", current)
 
 
-@contextlib.contextmanager
-def compute_stream():
-    """Run the model's GPU work on a CUDA stream of its own (a no-op without a GPU). On the
-    default stream it would wait for, and hold up, any copy a decoder makes there. Work before
-    and after the block is ordered with it."""
-    if not torch.cuda.is_available():
-        yield
-        return
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        yield
-    torch.cuda.current_stream().wait_stream(stream)
-
-
 class DaliReader(VideoReader):
     """One video through DALI; frames are torch tensors on the decoding device."""
 
-    def __init__(self, path: str | os.PathLike, device: str | None = None):
+    def __init__(self, path: str | os.PathLike, device: str | torch.device | None = None):
         if not dali_available():
             raise RuntimeError("the DALI backend needs nvidia-dali (pip install nvidia-dali-cuda120)")
         self.info: VideoInfo = probe_video(path)
-        self.device = device or _device()
+        self.device = _device() if device is None else "cpu" if torch.device(device).type == "cpu" else "gpu"  # DALI's names
         if self.device == "cpu" and self.info.codec not in CPU_CODECS:
             raise InputError(path, f"DALI decodes {self.info.codec} only on a GPU (on CPU: {', '.join(CPU_CODECS)}); use the pyav backend")
 
@@ -117,7 +101,7 @@ class DaliReader(VideoReader):
                 yield payload[0], payload[1]
 
     @classmethod
-    def stream(cls, paths: Sequence[str], batch_size: int) -> Iterator[tuple]:
+    def stream(cls, paths: Sequence[str], batch_size: int, device=None) -> Iterator[tuple]:
         """All videos through one DALI pipeline (building one per video costs about a second each).
         Videos that fail to open are reported first; if decoding fails, the video being decoded is
         reported and the ones after it go on one pipeline each, so each error names its own file."""
@@ -125,7 +109,7 @@ class DaliReader(VideoReader):
         readers = {}
         for i, path in enumerate(paths):
             try:
-                readers[i] = cls(path)
+                readers[i] = cls(path, device=device)
             except Exception as err:
                 yield ("error", i, err)
         todo = list(readers)
@@ -144,7 +128,7 @@ class DaliReader(VideoReader):
             for i in sorted(started - ended):
                 yield ("error", i, InputError(paths[i], f"cannot decode: {err}"))
             rest = [i for i in todo if i not in started]
-            for kind, position, *payload in super().stream([paths[i] for i in rest], batch_size):
+            for kind, position, *payload in super().stream([paths[i] for i in rest], batch_size, device):
                 yield (kind, rest[position], *payload)
 
     def read_frames(self, indices: Sequence[int]) -> torch.Tensor:

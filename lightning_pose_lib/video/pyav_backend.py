@@ -13,9 +13,13 @@ from typing import Iterator, Sequence
 
 import av
 import numpy as np
+import torch
 
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.video.base import VideoInfo, VideoReader
+from lightning_pose_lib.video.yuv import FULL_RANGE, plane_sizes, yuv420_to_rgb
+
+PLANAR_420 = ("yuv420p", "yuvj420p")  # the pixel formats handed to a GPU as planes (yuvj: full range)
 
 
 @dataclass(frozen=True)
@@ -106,33 +110,81 @@ def _open_decoder(path: str) -> tuple[av.container.InputContainer, av.video.stre
 
 
 class PyAVReader(VideoReader):
-    """Decodes on the CPU with FFmpeg; the file is validated (:func:`probe_video`) on opening."""
+    """Decodes on the CPU with FFmpeg; the file is validated (:func:`probe_video`) on opening.
 
-    def __init__(self, path: str | os.PathLike):
+    ``device``: where :meth:`iter_batches` delivers frames. On the CPU (the default) they are
+    numpy RGB from FFmpeg; on a GPU, 4:2:0 video goes there as its raw planes and becomes RGB
+    there (:mod:`lightning_pose_lib.video.yuv`), which is several times faster than converting
+    on the CPU."""
+
+    def __init__(self, path: str | os.PathLike, device: str | torch.device | None = None):
         self.info, self._index = _scan(path)
+        self.device = torch.device(device or "cpu")
         # Random access keeps one container open across read_frames calls; iter_batches opens its
         # own, so a prediction loop and clip sampling on the same reader do not disturb each other.
         self._random_access: tuple[av.container.InputContainer, av.video.stream.VideoStream] | None = None
 
-    def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
         self._check_batch_size(batch_size)
         container, stream = _open_decoder(self.info.path)
+        planar = self.device.type == "cuda" and stream.codec_context.pix_fmt in PLANAR_420
         with container:
             count = 0
-            batch: list[np.ndarray] = []
-            for frame in container.decode(stream):
-                batch.append(frame.to_ndarray(format="rgb24"))
-                if len(batch) == batch_size:
-                    yield np.arange(count, count + batch_size, dtype=np.int64), np.stack(batch)
-                    count += batch_size
-                    batch = []
-            if batch:
-                yield np.arange(count, count + len(batch), dtype=np.int64), np.stack(batch)
-                count += len(batch)
+            for frames in (self._planes_on_device if planar else self._rgb)(container.decode(stream), batch_size):
+                yield np.arange(count, count + len(frames), dtype=np.int64), frames
+                count += len(frames)
         if count != self.info.num_frames:
             raise InputError(
                 self.info.path, f"decoded {count} frames but the stream has {self.info.num_frames} packets"
             )
+
+    def _rgb(self, frames: Iterator[av.VideoFrame], batch_size: int) -> Iterator[np.ndarray | torch.Tensor]:
+        """Batches of RGB converted by FFmpeg (numpy; copied to ``device`` if that is not the CPU)."""
+        batch: list[np.ndarray] = []
+        for frame in frames:
+            batch.append(frame.to_ndarray(format="rgb24"))
+            if len(batch) == batch_size:
+                yield self._to_device(np.stack(batch))
+                batch = []
+        if batch:
+            yield self._to_device(np.stack(batch))
+
+    def _to_device(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:
+        return frames if self.device.type == "cpu" else torch.from_numpy(frames).to(self.device)
+
+    def _planes_on_device(self, frames: Iterator[av.VideoFrame], batch_size: int) -> Iterator[torch.Tensor]:
+        """Batches of 4:2:0 planes copied into pinned buffers (two, taking turns), sent to the
+        device without waiting, and converted to RGB there on the current CUDA stream."""
+        height, width = self.info.height, self.info.width
+        luma, chroma = plane_sizes(height, width)
+        shapes = [(height, width), ((height + 1) // 2, (width + 1) // 2), ((height + 1) // 2, (width + 1) // 2)]
+        on_gpu = self.device.type == "cuda"
+        buffers = [torch.empty((batch_size, luma + 2 * chroma), dtype=torch.uint8, pin_memory=on_gpu) for _ in range(2)]
+        sent: list[torch.cuda.Event | None] = [None, None]  # each buffer's copy to the device
+        slot, rows, colour = 0, 0, None
+
+        def send(rows: int) -> torch.Tensor:
+            planes = buffers[slot][:rows].to(self.device, non_blocking=True)
+            if on_gpu:
+                sent[slot] = torch.cuda.Event()
+                sent[slot].record()
+            return yuv420_to_rgb(planes, height, width, *colour)
+
+        for frame in frames:
+            if rows == 0 and sent[slot] is not None:
+                sent[slot].synchronize()  # long done: the other buffer was filled meanwhile
+            if colour is None:
+                colour = (frame.colorspace, frame.color_range == FULL_RANGE or frame.format.name == "yuvj420p")
+            row, offset = buffers[slot][rows].numpy(), 0
+            for plane, (h, w) in zip(frame.planes, shapes):
+                row[offset : offset + h * w].reshape(h, w)[:] = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
+                offset += h * w
+            rows += 1
+            if rows == batch_size:
+                yield send(rows)
+                slot, rows = 1 - slot, 0
+        if rows:
+            yield send(rows)
 
     def read_frames(self, indices: Sequence[int]) -> np.ndarray:
         indices = self._check_indices(indices)

@@ -32,7 +32,7 @@ def smooth_frames(n: int, height: int = 48, width: int = 64) -> list[np.ndarray]
 
 
 def decode_all(path: Path) -> np.ndarray:
-    with open_video(path) as reader:
+    with open_video(path, backend="pyav") as reader:
         return np.concatenate([frames for _, frames in reader.iter_batches(16)])
 
 
@@ -79,7 +79,7 @@ def test_writer_rejects_bad_frames(tmp_path: Path) -> None:
 def test_iter_batches_covers_every_frame_once(tmp_path: Path) -> None:
     path = tmp_path / "clip.mp4"
     write_video(path, smooth_frames(23), fps=30)
-    with open_video(path) as reader:
+    with open_video(path, backend="pyav") as reader:
         batches = list(reader.iter_batches(5))
     assert [len(indices) for indices, _ in batches] == [5, 5, 5, 5, 3]
     for indices, frames in batches:
@@ -95,7 +95,7 @@ def test_read_frames_matches_sequential_decode(tmp_path: Path, gop: int | None) 
     sequential = decode_all(path)
 
     indices = [39, 3, 17, 0, 17, 8, 7, 21, 22, 23, 14, 38]  # unsorted, repeated, around keyframes
-    with open_video(path) as reader:
+    with open_video(path, backend="pyav") as reader:
         np.testing.assert_array_equal(reader.read_frames(indices), sequential[indices])
         np.testing.assert_array_equal(reader.read_frames(range(10, 18)), sequential[10:18])
         assert reader.read_frames([]).shape == (0, 48, 64, 3)
@@ -177,7 +177,7 @@ def test_mirror_mouse_video() -> None:
     assert (info.num_frames, info.fps, info.height, info.width, info.codec) == (994, 250.0, 406, 396, "h264")
 
     wanted = [993, 5, 433, 192, 191, 700, 701]  # around the keyframes at 192 and 432, and the end
-    with open_video(MIRROR_MOUSE_VIDEO) as reader:
+    with open_video(MIRROR_MOUSE_VIDEO, backend="pyav") as reader:
         sequential = {}
         count = 0
         for indices, frames in reader.iter_batches(128):
@@ -236,3 +236,33 @@ def test_pyav_frames_on_a_gpu(tmp_path: Path) -> None:
     assert [len(i) for i, _ in batches] == [8, 8, 4] and all(f.is_cuda for _, f in batches)
     difference = np.abs(torch.cat([f for _, f in batches]).cpu().numpy().astype(int) - decode_all(path))
     assert difference.mean() < 1.5 and difference.max() <= 3
+
+
+def test_decoder_process_hands_over_every_frame(tmp_path: Path) -> None:
+    """The worker process behind PyAV's GPU stream (run here on the CPU): every frame once and in
+    order, as FFmpeg's RGB; a video in another pixel format is decoded in this process instead."""
+    from lightning_pose_lib.video.pyav_backend import _planes_from_worker
+
+    paths = [tmp_path / "a.mp4", tmp_path / "odd.mp4", tmp_path / "b.mp4"]
+    write_video(paths[0], iter(smooth_frames(20)), fps=25.0)
+    encode_gradient(paths[1], "yuv444p", 2, 0)  # not 4:2:0
+    write_video(paths[2], iter(smooth_frames(9, height=32, width=40)), fps=25.0)
+    events = list(_planes_from_worker({i: PyAVReader(p) for i, p in enumerate(paths)}, batch_size=8))
+    assert [(e[0], e[1]) for e in events if e[0] != "batch"] == [("start", 0), ("end", 0), ("start", 1), ("end", 1), ("start", 2), ("end", 2)]
+    for i, path in enumerate(paths):
+        batches = [e for e in events if e[0] == "batch" and e[1] == i]
+        np.testing.assert_array_equal(np.concatenate([e[2] for e in batches]), np.arange(len(decode_all(path))))
+        frames = np.concatenate([np.asarray(e[3]) for e in batches])
+        assert np.abs(frames.astype(int) - decode_all(path)).max() <= 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_pyav_stream_to_a_gpu(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.mp4", tmp_path / "missing.mp4", tmp_path / "b.mp4"]
+    write_video(paths[0], iter(smooth_frames(20)), fps=25.0)
+    write_video(paths[2], iter(smooth_frames(9)), fps=25.0)
+    events = list(PyAVReader.stream([str(p) for p in paths], 8, device="cuda"))
+    assert [(e[0], e[1]) for e in events if e[0] != "batch"] == [("error", 1), ("start", 0), ("end", 0), ("start", 2), ("end", 2)]
+    for i in (0, 2):
+        frames = torch.cat([e[3] for e in events if e[0] == "batch" and e[1] == i])
+        assert frames.is_cuda and np.abs(frames.cpu().numpy().astype(int) - decode_all(paths[i])).max() <= 3

@@ -8,6 +8,7 @@ smallest pts. Demuxing reads no pixels, so this costs milliseconds even for long
 from __future__ import annotations
 
 import os
+import queue
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -16,8 +17,9 @@ import numpy as np
 import torch
 
 from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.workers import context, exit_without
 from lightning_pose_lib.video.base import VideoInfo, VideoReader
-from lightning_pose_lib.video.yuv import FULL_RANGE, plane_sizes, yuv420_to_rgb
+from lightning_pose_lib.video.yuv import FULL_RANGE, frame_bytes, plane_shapes, yuv420_to_rgb
 
 PLANAR_420 = ("yuv420p", "yuvj420p")  # the pixel formats handed to a GPU as planes (yuvj: full range)
 
@@ -124,6 +126,24 @@ class PyAVReader(VideoReader):
         # own, so a prediction loop and clip sampling on the same reader do not disturb each other.
         self._random_access: tuple[av.container.InputContainer, av.video.stream.VideoStream] | None = None
 
+    @classmethod
+    def stream(cls, paths: Sequence[str], batch_size: int, device=None) -> Iterator[tuple]:
+        """For a GPU, the videos are decoded in a worker process (:func:`_decode_planes`), as
+        4:2:0 planes handed over in shared memory, and converted to RGB on the GPU here: in a
+        thread of this process, decoding would hold the interpreter lock that the model's thread
+        needs (decoder threads in one process reach about half the frames/s of processes)."""
+        if device is None or torch.device(device).type != "cuda":
+            yield from super().stream(paths, batch_size, device)
+            return
+        readers = {}
+        for i, path in enumerate(paths):
+            try:
+                readers[i] = cls(path, device=device)
+            except Exception as err:
+                yield ("error", i, err)
+        if readers:
+            yield from _planes_from_worker(readers, batch_size)
+
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
         self._check_batch_size(batch_size)
         container, stream = _open_decoder(self.info.path)
@@ -156,10 +176,8 @@ class PyAVReader(VideoReader):
         """Batches of 4:2:0 planes copied into pinned buffers (two, taking turns), sent to the
         device without waiting, and converted to RGB there on the current CUDA stream."""
         height, width = self.info.height, self.info.width
-        luma, chroma = plane_sizes(height, width)
-        shapes = [(height, width), ((height + 1) // 2, (width + 1) // 2), ((height + 1) // 2, (width + 1) // 2)]
         on_gpu = self.device.type == "cuda"
-        buffers = [torch.empty((batch_size, luma + 2 * chroma), dtype=torch.uint8, pin_memory=on_gpu) for _ in range(2)]
+        buffers = [torch.empty((batch_size, frame_bytes(height, width)), dtype=torch.uint8, pin_memory=on_gpu) for _ in range(2)]
         sent: list[torch.cuda.Event | None] = [None, None]  # each buffer's copy to the device
         slot, rows, colour = 0, 0, None
 
@@ -173,12 +191,8 @@ class PyAVReader(VideoReader):
         for frame in frames:
             if rows == 0 and sent[slot] is not None:
                 sent[slot].synchronize()  # long done: the other buffer was filled meanwhile
-            if colour is None:
-                colour = (frame.colorspace, frame.color_range == FULL_RANGE or frame.format.name == "yuvj420p")
-            row, offset = buffers[slot][rows].numpy(), 0
-            for plane, (h, w) in zip(frame.planes, shapes):
-                row[offset : offset + h * w].reshape(h, w)[:] = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
-                offset += h * w
+            colour = colour or _colour(frame)
+            _write_planes(frame, buffers[slot][rows].numpy())
             rows += 1
             if rows == batch_size:
                 yield send(rows)
@@ -226,3 +240,111 @@ class PyAVReader(VideoReader):
         if self._random_access is not None:
             self._random_access[0].close()
             self._random_access = None
+
+
+def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iterator[tuple]:
+    """The stream events of ``readers`` (position -> reader), decoded by one worker process into
+    shared-memory slots, each slot copied to the device and handed back to the worker."""
+    from torch import multiprocessing as _  # noqa: F401  (registers how tensors go to another process)
+
+    slot_bytes = batch_size * max(frame_bytes(r.info.height, r.info.width) for r in readers.values())
+    slots = [torch.empty(slot_bytes, dtype=torch.uint8).share_memory_() for _ in range(3)]
+    forkserver = context()
+    free, filled = forkserver.Queue(), forkserver.Queue()
+    for slot in range(len(slots)):
+        free.put(slot)
+    order = list(readers)
+    worker = forkserver.Process(target=_decode_planes, args=([readers[i].info.path for i in order], batch_size, slots, free, filled, os.getpid()), daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                message = filled.get(timeout=1.0)
+            except queue.Empty:
+                if worker.is_alive():
+                    continue
+                message = ("crashed",)
+            kind = message[0]
+            if kind in ("done", "crashed"):
+                break
+            i = order[message[1]]
+            reader = readers.pop(i) if kind in ("end", "error") else readers[i]
+            info = reader.info
+            if kind == "batch":
+                _, _, slot, first, rows, colour = message
+                if first == 0:
+                    yield ("start", i, info)
+                size = frame_bytes(info.height, info.width)
+                planes = slots[slot][: rows * size].view(rows, size).to(reader.device)  # from pageable memory: read on return
+                frames = yuv420_to_rgb(planes, info.height, info.width, *colour)
+                free.put(slot)
+                yield ("batch", i, np.arange(first, first + rows, dtype=np.int64), frames)
+            elif kind == "end":
+                if message[2] != info.num_frames:
+                    yield ("error", i, InputError(info.path, f"decoded {message[2]} frames but the stream has {info.num_frames} packets"))
+                else:
+                    yield ("end", i)
+            elif kind == "error":
+                yield ("error", i, InputError(info.path, f"cannot decode video: {message[2]}"))
+            elif kind == "not planar":  # another pixel format: decoded here, converted by FFmpeg
+                for event in super(PyAVReader, PyAVReader).stream([info.path], batch_size, reader.device):
+                    yield (event[0], i, *event[2:])
+                readers.pop(i)
+        for i, reader in readers.items():  # the worker died before reaching them
+            yield ("error", i, InputError(reader.info.path, "the decoder process died"))
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+
+
+def _decode_planes(paths: list[str], batch_size: int, slots: list[torch.Tensor], free, filled, parent: int) -> None:
+    """Worker process: decode ``paths`` in order, each batch of frames written into a free slot
+    as rows of 4:2:0 planes (luma, then both chroma planes, without padding), announced on
+    ``filled`` as ("batch", position, slot, first frame, rows, (colorspace, full range)); then
+    ("end", position, frames decoded), or ("error", position, message), or ("not planar",
+    position) for a pixel format other than 4:2:0; ("done",) at the end."""
+    exit_without(parent)
+    buffers = [slot.numpy() for slot in slots]
+    for position, path in enumerate(paths):
+        slot, count, rows = None, 0, 0
+        try:
+            container, stream = _open_decoder(path)
+            with container:
+                if stream.codec_context.pix_fmt not in PLANAR_420:
+                    filled.put(("not planar", position))
+                    continue
+                size = frame_bytes(stream.codec_context.height, stream.codec_context.width)
+                colour = None
+                for frame in container.decode(stream):
+                    if slot is None:
+                        slot = free.get()
+                    colour = colour or _colour(frame)
+                    _write_planes(frame, buffers[slot][rows * size : (rows + 1) * size])
+                    rows += 1
+                    count += 1
+                    if rows == batch_size:
+                        filled.put(("batch", position, slot, count - rows, rows, colour))
+                        slot, rows = None, 0
+                if rows:
+                    filled.put(("batch", position, slot, count - rows, rows, colour))
+                    slot = None
+            filled.put(("end", position, count))
+        except Exception as err:  # this video fails; the next ones go on
+            if slot is not None:
+                free.put(slot)
+            filled.put(("error", position, f"{type(err).__name__}: {err}"))
+    filled.put(("done",))
+
+
+def _colour(frame: av.VideoFrame) -> tuple[int, bool]:
+    """What :func:`yuv420_to_rgb` needs to know of a frame: its colour matrix, and full range or not."""
+    return frame.colorspace, frame.color_range == FULL_RANGE or frame.format.name == "yuvj420p"
+
+
+def _write_planes(frame: av.VideoFrame, row: np.ndarray) -> None:
+    """A 4:2:0 frame's planes into ``row`` (uint8, :func:`frame_bytes` long), without their padding."""
+    offset = 0
+    for plane, (h, w) in zip(frame.planes, plane_shapes(frame.height, frame.width)):
+        row[offset : offset + h * w].reshape(h, w)[:] = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
+        offset += h * w

@@ -18,20 +18,24 @@ _BT601 = (0.299, 0.114)
 FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
-def plane_sizes(height: int, width: int) -> tuple[int, int]:
-    """Bytes of the luma plane and of each chroma plane of one 4:2:0 frame."""
-    return height * width, ((height + 1) // 2) * ((width + 1) // 2)
+def plane_shapes(height: int, width: int) -> list[tuple[int, int]]:
+    """(rows, columns) of the luma plane and of the two chroma planes of one 4:2:0 frame."""
+    chroma = ((height + 1) // 2, (width + 1) // 2)
+    return [(height, width), chroma, chroma]
+
+
+def frame_bytes(height: int, width: int) -> int:
+    """Bytes of one 4:2:0 frame's three planes."""
+    return sum(h * w for h, w in plane_shapes(height, width))
 
 
 def yuv420_to_rgb(planes: torch.Tensor, height: int, width: int, colorspace: int = 2, full_range: bool = False) -> torch.Tensor:
-    """uint8 frames (N, Y + U + V bytes), each the luma plane then the two chroma planes, row by
-    row without padding (see :func:`plane_sizes`) -> uint8 RGB (N, height, width, 3) on the same
-    device."""
-    luma_bytes, chroma_bytes = plane_sizes(height, width)
-    ch, cw = (height + 1) // 2, (width + 1) // 2
+    """uint8 frames (N, :func:`frame_bytes`), each the luma plane then the two chroma planes, row
+    by row without padding -> uint8 RGB (N, height, width, 3) on the same device."""
+    (_, _), (ch, cw), _ = plane_shapes(height, width)
     n = len(planes)
-    y = planes[:, :luma_bytes].view(n, height, width).float()
-    chroma = planes[:, luma_bytes : luma_bytes + 2 * chroma_bytes].view(n, 2, ch, cw).float()
+    y = planes[:, : height * width].view(n, height, width).float()
+    chroma = planes[:, height * width :].view(n, 2, ch, cw).float()
     chroma = chroma.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, :height, :width]
     if full_range:
         y, cb, cr = y, chroma[:, 0] - 128.0, chroma[:, 1] - 128.0

@@ -1,0 +1,39 @@
+"""Worker processes beside a predicting process: table writers and CPU video decoders.
+
+They are forked from one fork server that preloads only the modules the workers run (not the main
+script): the workers start in milliseconds and are clean of the predicting process's threads and
+CUDA state. A predicting process killed outright cannot stop them, so each worker exits by itself
+once that process is gone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+
+PRELOAD = ["lightning_pose_lib.data.labels", "lightning_pose_lib.video.pyav_backend"]
+
+
+def context() -> multiprocessing.context.BaseContext:
+    """The fork-server context every worker is started from."""
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(PRELOAD)
+    return forkserver
+
+
+def exit_without(pid: int) -> None:
+    """In a worker: exit once process ``pid`` is gone (the worker would wait for work forever)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, or its number taken by another user's process
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()

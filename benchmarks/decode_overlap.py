@@ -40,7 +40,7 @@ from lightning_pose_lib.data.transforms import to_model_input
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib.predict import _network, predict_videos
 from lightning_pose_lib.streams import compute_stream, sm_limited_stream
-from lightning_pose_lib.video import stream_videos
+from lightning_pose_lib.video import prepare_streams, stream_videos
 
 
 class ModelLoop(threading.Thread):
@@ -78,7 +78,7 @@ class DecodeLoop(threading.Thread):
     def run(self):
         stream = torch.cuda.Stream(priority=-1)
         with torch.cuda.stream(stream):
-            events = legacy_dali(self.files, self.batch) if self.backend == "dali-legacy" else stream_videos(self.files, self.batch, self.backend)
+            events = legacy_dali(self.files, self.batch) if self.backend == "dali-legacy" else stream_videos(self.files, self.batch, self.backend, "cuda")
             for kind, _, *payload in events:
                 if kind == "batch":
                     to_model_input(payload[1], self.hw, "cuda")
@@ -101,6 +101,12 @@ def legacy_dali(files, length):
     for batch in DALIGenericIterator(pipe(), ["frames"], reader_name="reader", last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False):
         frames = batch[0]["frames"][0]
         yield "batch", 0, np.arange(len(frames)), frames
+
+
+def start_decoders(count, backend):
+    """Decoder processes (PyAV) started before a window: a stream stopped midway ends its own."""
+    prepare_streams(count, backend, "cuda")
+    time.sleep(5 if backend == "pyav" else 0)
 
 
 def window(loops, seconds, warm_up=1.5, profile=None):
@@ -183,16 +189,18 @@ def main():
         print(f"switch interval {sys.getswitchinterval() * 1e3:.2f} ms", flush=True)
         for pipes in args.pipes:
             shares = [files[i::pipes] for i in range(pipes)]
+            start_decoders(pipes, args.backend)
             rates, alone_cores = window([DecodeLoop(s, args.batch, hw, args.backend) for s in shares], args.seconds)
             decode_alone = sum(rates)
             for reserve in args.reserve_sms:
+                start_decoders(pipes, args.backend)
                 together, cores = window([ModelLoop(model, args.batch, reserve), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], args.seconds)
                 model_rate, decode_rate = together[0], sum(together[1:])
                 overlap = model_rate / alone[reserve] + decode_rate / decode_alone
                 line = f"{pipes:3d} decoders, {reserve:3d} SMs reserved: decode alone {decode_alone:6.0f} ({alone_cores:.1f} CPU cores busy); together: model {model_rate:6.0f}, decode {decode_rate:6.0f}; overlap {overlap:.2f} ({cores:.1f} CPU cores busy)"
                 if not args.no_end_to_end and args.backend != "dali-legacy":
                     jobs = [(f, tmp / "preds" / f"{Path(f).stem}.csv", None) for f in files[: args.copies]]
-                    predict_videos(model, jobs[:2], args.batch, args.backend, progress=False, decoders=2, reserve_sms=reserve)
+                    predict_videos(model, jobs[:pipes], args.batch, args.backend, progress=False, decoders=pipes, reserve_sms=reserve)
                     torch.cuda.synchronize()
                     start = time.perf_counter()
                     results = predict_videos(model, jobs, args.batch, args.backend, progress=False, decoders=pipes, reserve_sms=reserve)

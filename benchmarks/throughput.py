@@ -78,7 +78,7 @@ def plain_loop(model, videos, batch, backend):
     start = time.perf_counter()
     frames_done = 0
     for video in videos:
-        with open_video(video, backend=backend) as reader, torch.inference_mode(), _autocast(model, "auto"):
+        with open_video(video, backend=backend, device=model.device) as reader, torch.inference_mode(), _autocast(model, "auto"):
             for indices, frames in reader.iter_batches(batch):
                 if model.is_context and len(indices) <= 4:  # a tail too short for any output
                     continue
@@ -101,7 +101,7 @@ class DecodedFrames(VideoReader):
 
     frames: torch.Tensor  # (N, H, W, 3) uint8, set by the benchmark
 
-    def __init__(self, path):
+    def __init__(self, path, device=None):
         n, height, width, _ = self.frames.shape
         self.info = VideoInfo(str(path), n, 30.0, height, width, "decoded")
 
@@ -232,7 +232,7 @@ def main():
 
     def end_to_end(backend=args.backend, **kwargs):
         kwargs.setdefault("reserve_sms", args.reserve_sms)
-        predict_videos(model, jobs[:2], args.batch, backend, progress=False, decoders=2, **kwargs)  # warm-up
+        predict_videos(model, jobs[: args.decoders], args.batch, backend, progress=False, decoders=args.decoders, **kwargs)  # warm-up (and decoder processes started)
         sync()
         start = time.perf_counter()
         outcome = predict_videos(model, jobs, args.batch, backend, progress=False, decoders=args.decoders, **kwargs)
@@ -242,7 +242,7 @@ def main():
         return sum(len(r.outcome) for r in outcome) / (time.perf_counter() - start), outcome
 
     results["end_to_end_fps"], outcome = end_to_end()
-    with open_video(videos[0], backend=args.backend) as reader:  # the same frames, decoded beforehand
+    with open_video(videos[0], backend=args.backend, device=device) as reader:  # the same frames, decoded beforehand
         DecodedFrames.frames = torch.cat([torch.as_tensor(f).to(device) for _, f in reader.iter_batches(256)])
     video_lib.BACKENDS["decoded"] = DecodedFrames
     if args.profile:  # where the pipeline's time goes, decoding aside

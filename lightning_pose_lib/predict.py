@@ -24,7 +24,7 @@ from .errors import InputError
 from .table_writers import table_writers
 from .models.pose_model import CONTEXT, PoseModel
 from .streams import compute_stream
-from .video import stream_videos
+from .video import prepare_streams, stream_videos
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PoseModel:
@@ -133,6 +133,7 @@ def predict_videos(
     results: dict[int, VideoResult] = {}
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
     table_writers().submit(int)  # starts the writer processes now, not when the first video is done
+    prepare_streams(decoders, backend, model.device)  # decoder processes too, while the network is captured
     with compute_stream(reserve_sms):
         network = _network(model, batch_size, precision, compile, reserve_sms)  # captured before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model, slot), daemon=True) for slot, group in enumerate(groups)]

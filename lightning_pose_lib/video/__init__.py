@@ -40,6 +40,11 @@ def stream_videos(paths: list[str | os.PathLike], batch_size: int, backend: str 
     return _backend_class(backend).stream([os.fspath(p) for p in paths], batch_size, device)
 
 
+def prepare_streams(count: int, backend: str = "auto", device=None) -> None:
+    """Get ready for ``count`` concurrent :func:`stream_videos` calls (see :meth:`VideoReader.prepare`)."""
+    _backend_class(backend).prepare(count, device)
+
+
 def _backend_class(backend: str) -> type[VideoReader]:
     backend = choose_backend(backend)
     if backend not in BACKENDS:
@@ -50,6 +55,7 @@ def _backend_class(backend: str) -> type[VideoReader]:
 
 __all__ = [
     "stream_videos",
+    "prepare_streams",
     "BACKENDS",
     "DaliReader",
     "choose_backend",

@@ -72,6 +72,11 @@ class VideoReader(abc.ABC):
             except Exception as err:  # reported for this video; the next ones go on
                 yield ("error", i, err)
 
+    @classmethod
+    def prepare(cls, streams: int, device=None) -> None:
+        """Get ready for ``streams`` concurrent :meth:`stream` calls to ``device``, e.g. start
+        worker processes in the background; most backends need nothing."""
+
     def close(self) -> None:
         """Release decoder resources; the base class holds none."""
 

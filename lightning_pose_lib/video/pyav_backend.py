@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -144,6 +145,11 @@ class PyAVReader(VideoReader):
         if readers:
             yield from _planes_from_worker(readers, batch_size)
 
+    @classmethod
+    def prepare(cls, streams: int, device=None) -> None:
+        if device is not None and torch.device(device).type == "cuda":
+            _DecoderProcess.start(streams)
+
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
         self._check_batch_size(batch_size)
         container, stream = _open_decoder(self.info.path)
@@ -242,30 +248,64 @@ class PyAVReader(VideoReader):
             self._random_access = None
 
 
+class _DecoderProcess:
+    """A worker process that decodes lists of videos into shared-memory slots (:func:`_serve`).
+    Workers are kept between streams: starting one takes seconds, as it imports the main script."""
+
+    _idle: list[_DecoderProcess] = []
+    _lock = threading.Lock()
+
+    def __init__(self):
+        forkserver = context()
+        self.jobs, self.free, self.filled = forkserver.Queue(), forkserver.Queue(), forkserver.Queue()
+        self.process = forkserver.Process(target=_serve, args=(self.jobs, self.free, self.filled, os.getpid()), daemon=True)
+        self.process.start()
+        self.job = 0
+
+    @classmethod
+    def start(cls, count: int) -> None:
+        """Have at least ``count`` idle workers (they start in the background)."""
+        with cls._lock:
+            cls._idle += [cls() for _ in range(count - len(cls._idle))]
+
+    @classmethod
+    def borrow(cls) -> _DecoderProcess:
+        with cls._lock:
+            worker = cls._idle.pop() if cls._idle else None
+        return worker if worker is not None and worker.process.is_alive() else cls()
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._idle.append(self)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+
+
 def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iterator[tuple]:
-    """The stream events of ``readers`` (position -> reader), decoded by one worker process into
+    """The stream events of ``readers`` (position -> reader), decoded by a worker process into
     shared-memory slots, each slot copied to the device and handed back to the worker."""
     from torch import multiprocessing as _  # noqa: F401  (registers how tensors go to another process)
 
     slot_bytes = batch_size * max(frame_bytes(r.info.height, r.info.width) for r in readers.values())
     slots = [torch.empty(slot_bytes, dtype=torch.uint8).share_memory_() for _ in range(3)]
-    forkserver = context()
-    free, filled = forkserver.Queue(), forkserver.Queue()
-    for slot in range(len(slots)):
-        free.put(slot)
     order = list(readers)
-    worker = forkserver.Process(target=_decode_planes, args=([readers[i].info.path for i in order], batch_size, slots, free, filled, os.getpid()), daemon=True)
-    worker.start()
+    worker = _DecoderProcess.borrow()
+    worker.job += 1
+    worker.jobs.put((worker.job, [readers[i].info.path for i in order], batch_size, slots))
+    finished = False
     try:
         while True:
             try:
-                message = filled.get(timeout=1.0)
+                message = worker.filled.get(timeout=1.0)
             except queue.Empty:
-                if worker.is_alive():
+                if worker.process.is_alive():
                     continue
-                message = ("crashed",)
+                break
             kind = message[0]
-            if kind in ("done", "crashed"):
+            if kind == "done":
+                finished = True
                 break
             i = order[message[1]]
             reader = readers.pop(i) if kind in ("end", "error") else readers[i]
@@ -277,7 +317,7 @@ def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iter
                 size = frame_bytes(info.height, info.width)
                 planes = slots[slot][: rows * size].view(rows, size).to(reader.device)  # from pageable memory: read on return
                 frames = yuv420_to_rgb(planes, info.height, info.width, *colour)
-                free.put(slot)
+                worker.free.put((worker.job, slot))
                 yield ("batch", i, np.arange(first, first + rows, dtype=np.int64), frames)
             elif kind == "end":
                 if message[2] != info.num_frames:
@@ -293,19 +333,35 @@ def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iter
         for i, reader in readers.items():  # the worker died before reaching them
             yield ("error", i, InputError(reader.info.path, "the decoder process died"))
     finally:
-        if worker.is_alive():
+        if finished:
+            worker.give_back()
+        else:  # died, or the stream was abandoned midway: its queues hold stale messages
             worker.kill()
-        worker.join()
 
 
-def _decode_planes(paths: list[str], batch_size: int, slots: list[torch.Tensor], free, filled, parent: int) -> None:
-    """Worker process: decode ``paths`` in order, each batch of frames written into a free slot
-    as rows of 4:2:0 planes (luma, then both chroma planes, without padding), announced on
-    ``filled`` as ("batch", position, slot, first frame, rows, (colorspace, full range)); then
-    ("end", position, frames decoded), or ("error", position, message), or ("not planar",
-    position) for a pixel format other than 4:2:0; ("done",) at the end."""
+def _serve(jobs, free, filled, parent: int) -> None:
+    """Worker process: decode each job of ``jobs`` (:func:`_decode_planes`) until told to stop (None)."""
     exit_without(parent)
-    buffers = [slot.numpy() for slot in slots]
+    while (job := jobs.get()) is not None:
+        job_id, paths, batch_size, slots = job
+        _decode_planes(job_id, paths, batch_size, [slot.numpy() for slot in slots], free, filled)
+
+
+def _decode_planes(job: int, paths: list[str], batch_size: int, slots: list[np.ndarray], free, filled) -> None:
+    """Decode ``paths`` in order, each batch of frames written into a free slot as rows of 4:2:0
+    planes (luma, then both chroma planes, without padding), announced on ``filled`` as ("batch",
+    position, slot, first frame, rows, (colorspace, full range)); then ("end", position, frames
+    decoded), or ("error", position, message), or ("not planar", position) for a pixel format
+    other than 4:2:0; ("done",) at the end. Slots come back on ``free`` as (job, slot)."""
+    unused = list(range(len(slots)))
+
+    def free_slot() -> int:
+        while not unused:
+            returned_by, slot = free.get()
+            if returned_by == job:  # not a stale message of an earlier job
+                unused.append(slot)
+        return unused.pop()
+
     for position, path in enumerate(paths):
         slot, count, rows = None, 0, 0
         try:
@@ -318,9 +374,9 @@ def _decode_planes(paths: list[str], batch_size: int, slots: list[torch.Tensor],
                 colour = None
                 for frame in container.decode(stream):
                     if slot is None:
-                        slot = free.get()
+                        slot = free_slot()
                     colour = colour or _colour(frame)
-                    _write_planes(frame, buffers[slot][rows * size : (rows + 1) * size])
+                    _write_planes(frame, slots[slot][rows * size : (rows + 1) * size])
                     rows += 1
                     count += 1
                     if rows == batch_size:
@@ -332,7 +388,7 @@ def _decode_planes(paths: list[str], batch_size: int, slots: list[torch.Tensor],
             filled.put(("end", position, count))
         except Exception as err:  # this video fails; the next ones go on
             if slot is not None:
-                free.put(slot)
+                unused.append(slot)
             filled.put(("error", position, f"{type(err).__name__}: {err}"))
     filled.put(("done",))
 

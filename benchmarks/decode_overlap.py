@@ -40,7 +40,7 @@ from lightning_pose_lib.data.transforms import to_model_input
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib.predict import _network, predict_videos
 from lightning_pose_lib.streams import compute_stream, sm_limited_stream
-from lightning_pose_lib.video import prepare_streams, stream_videos
+from lightning_pose_lib.video import stream_videos
 
 
 class ModelLoop(threading.Thread):
@@ -103,10 +103,13 @@ def legacy_dali(files, length):
         yield "batch", 0, np.arange(len(frames)), frames
 
 
-def start_decoders(count, backend):
-    """Decoder processes (PyAV) started before a window: a stream stopped midway ends its own."""
-    prepare_streams(count, backend, "cuda")
-    time.sleep(5 if backend == "pyav" else 0)
+def start_decoders(files, count, batch, backend):
+    """``count`` decoders (PyAV: worker processes) up before a window, by decoding a video each."""
+    threads = [threading.Thread(target=lambda: list(stream_videos(files[:1], batch, backend, "cuda"))) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def window(loops, seconds, warm_up=1.5, profile=None):
@@ -189,11 +192,11 @@ def main():
         print(f"switch interval {sys.getswitchinterval() * 1e3:.2f} ms", flush=True)
         for pipes in args.pipes:
             shares = [files[i::pipes] for i in range(pipes)]
-            start_decoders(pipes, args.backend)
+            start_decoders(files, pipes, args.batch, args.backend)
             rates, alone_cores = window([DecodeLoop(s, args.batch, hw, args.backend) for s in shares], args.seconds)
             decode_alone = sum(rates)
             for reserve in args.reserve_sms:
-                start_decoders(pipes, args.backend)
+                start_decoders(files, pipes, args.batch, args.backend)
                 together, cores = window([ModelLoop(model, args.batch, reserve), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], args.seconds)
                 model_rate, decode_rate = together[0], sum(together[1:])
                 overlap = model_rate / alone[reserve] + decode_rate / decode_alone

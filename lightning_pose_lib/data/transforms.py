@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..video.yuv import YUV420Frames
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -32,12 +34,15 @@ def rescale_points(points, from_hw, to_hw):
 
 
 def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 frames (N, H, W, 3) (numpy or tensor) -> float (N, 3, h, w) in [0, 1] at the model size.
+    """uint8 frames (N, H, W, 3) (numpy or tensor, or :class:`YUV420Frames`) -> float (N, 3, h, w)
+    in [0, 1] at the model size.
 
     Resizing is bilinear with antialiasing, done on ``device`` (the GPU when predicting there: about
     7% of a ResNet-50's time at 256 x 256, benchmarks/preprocess.py). ImageNet normalisation happens
     inside the model, so augmentation can work on [0, 1] images.
     """
+    if isinstance(frames, YUV420Frames):  # resized before conversion: a third of the pixels to convert
+        return frames.model_input(size_hw)
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(np.array(frames, copy=not frames.flags.writeable, order="C"))
     x = frames.to(device=device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)

@@ -55,7 +55,9 @@ class VideoReader(abc.ABC):
         video's position in ``paths``:
 
         - ``("start", i, info)``, then ``("batch", i, frame_indices, frames)`` as in
-          :meth:`iter_batches` (on ``device``), then ``("end", i)``;
+          :meth:`iter_batches` (on ``device``; or, from a backend that decodes on the CPU for a
+          GPU, :class:`~lightning_pose_lib.video.yuv.YUV420Frames`, the frames not yet converted
+          to RGB), then ``("end", i)``;
         - or ``("error", i, exception)`` where the video cannot be (fully) decoded; the stream goes
           on with the next video.
 

@@ -20,7 +20,7 @@ import torch
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.workers import context, exit_without
 from lightning_pose_lib.video.base import VideoInfo, VideoReader
-from lightning_pose_lib.video.yuv import FULL_RANGE, frame_bytes, plane_shapes, yuv420_to_rgb
+from lightning_pose_lib.video.yuv import FULL_RANGE, YUV420Frames, frame_bytes, plane_shapes
 
 PLANAR_420 = ("yuv420p", "yuvj420p")  # the pixel formats handed to a GPU as planes (yuvj: full range)
 
@@ -129,8 +129,9 @@ class PyAVReader(VideoReader):
 
     @classmethod
     def stream(cls, paths: Sequence[str], batch_size: int, device=None) -> Iterator[tuple]:
-        """For a GPU, the videos are decoded in a worker process (:func:`_decode_planes`), as
-        4:2:0 planes handed over in shared memory, and converted to RGB on the GPU here: in a
+        """For a GPU, the videos are decoded in a worker process (:func:`_decode_planes`) and
+        handed over in shared memory as 4:2:0 planes, which go to the GPU as they are: batches are
+        :class:`YUV420Frames` there (``to_model_input`` resizes and converts them in one go). In a
         thread of this process, decoding would hold the interpreter lock that the model's thread
         needs (decoder threads in one process reach about half the frames/s of processes)."""
         if device is None or torch.device(device).type != "cuda":
@@ -192,7 +193,7 @@ class PyAVReader(VideoReader):
             if on_gpu:
                 sent[slot] = torch.cuda.Event()
                 sent[slot].record()
-            return yuv420_to_rgb(planes, height, width, *colour)
+            return YUV420Frames(planes, height, width, *colour).rgb()
 
         for frame in frames:
             if rows == 0 and sent[slot] is not None:
@@ -316,7 +317,7 @@ def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iter
                     yield ("start", i, info)
                 size = frame_bytes(info.height, info.width)
                 planes = slots[slot][: rows * size].view(rows, size).to(reader.device)  # from pageable memory: read on return
-                frames = yuv420_to_rgb(planes, info.height, info.width, *colour)
+                frames = YUV420Frames(planes if reader.device.type != "cpu" else planes.clone(), info.height, info.width, *colour)
                 worker.free.put((worker.job, slot))
                 yield ("batch", i, np.arange(first, first + rows, dtype=np.int64), frames)
             elif kind == "end":
@@ -394,7 +395,7 @@ def _decode_planes(job: int, paths: list[str], batch_size: int, slots: list[np.n
 
 
 def _colour(frame: av.VideoFrame) -> tuple[int, bool]:
-    """What :func:`yuv420_to_rgb` needs to know of a frame: its colour matrix, and full range or not."""
+    """What :class:`YUV420Frames` needs to know of a frame: its colour matrix, and full range or not."""
     return frame.colorspace, frame.color_range == FULL_RANGE or frame.format.name == "yuvj420p"
 
 

@@ -1,16 +1,21 @@
-"""YUV 4:2:0 to RGB on the device the frames go to.
+"""YUV 4:2:0 frames on the device they go to, and their conversion to RGB or to model input.
 
 Converting to RGB on the CPU (FFmpeg's swscale) costs more than decoding itself: on the lent GPU
 machine one core decodes this project's mouse video at 958 frames/s but delivers only 370 frames/s
 as RGB (docs/benchmarks.md). So when frames are bound for a GPU, the CPU decoder hands over the raw
-planes (half the bytes of RGB) and this module converts them there, as swscale would: the frame's
-colour matrix (BT.601 unless tagged BT.709 or BT.2020), limited ("TV") range unless tagged full,
-and each chroma sample repeated over its 2 x 2 pixels.
+planes (half the bytes of RGB) and they are converted there, as swscale would: the frame's colour
+matrix (BT.601 unless tagged BT.709 or BT.2020), limited ("TV") range unless tagged full.
+
+For the model, the planes are resized first and converted at the model's size: both steps are
+linear, so the order does not matter, and the GPU then converts a third of the pixels.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 
 # (Kr, Kb) of each colour matrix, by FFmpeg's AVColorSpace number; anything else is BT.601 (swscale's default)
 _MATRICES = {1: (0.2126, 0.0722), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
@@ -29,21 +34,58 @@ def frame_bytes(height: int, width: int) -> int:
     return sum(h * w for h, w in plane_shapes(height, width))
 
 
-def yuv420_to_rgb(planes: torch.Tensor, height: int, width: int, colorspace: int = 2, full_range: bool = False) -> torch.Tensor:
-    """uint8 frames (N, :func:`frame_bytes`), each the luma plane then the two chroma planes, row
-    by row without padding -> uint8 RGB (N, height, width, 3) on the same device."""
-    (_, _), (ch, cw), _ = plane_shapes(height, width)
-    n = len(planes)
-    y = planes[:, : height * width].view(n, height, width).float()
-    chroma = planes[:, height * width :].view(n, 2, ch, cw).float()
-    chroma = chroma.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, :height, :width]
-    if full_range:
-        y, cb, cr = y, chroma[:, 0] - 128.0, chroma[:, 1] - 128.0
-    else:  # luma 16..235 and chroma 16..240 stretched to the full 0..255
-        y, cb, cr = (y - 16.0) * (255.0 / 219.0), (chroma[:, 0] - 128.0) * (255.0 / 224.0), (chroma[:, 1] - 128.0) * (255.0 / 224.0)
-    kr, kb = _MATRICES.get(colorspace, _BT601)
-    kg = 1.0 - kr - kb
-    r = y + 2.0 * (1.0 - kr) * cr
-    b = y + 2.0 * (1.0 - kb) * cb
-    g = y - (2.0 * kb * (1.0 - kb) / kg) * cb - (2.0 * kr * (1.0 - kr) / kg) * cr
-    return torch.stack([r, g, b], dim=-1).round_().clamp_(0, 255).to(torch.uint8)
+@dataclass
+class YUV420Frames:
+    """A batch of decoded 4:2:0 frames: ``planes`` uint8 (N, :func:`frame_bytes`), each row the
+    luma plane then the two chroma planes, row by row without padding."""
+
+    planes: torch.Tensor
+    height: int
+    width: int
+    colorspace: int = 2  # FFmpeg's AVColorSpace (2: unspecified)
+    full_range: bool = False
+
+    def __len__(self) -> int:
+        return len(self.planes)
+
+    def rgb(self) -> torch.Tensor:
+        """uint8 RGB (N, height, width, 3), each chroma sample repeated over its 2 x 2 pixels."""
+        luma, chroma = self._planes()
+        chroma = chroma.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, : self.height, : self.width]
+        rgb = self._to_rgb(torch.cat([luma, chroma], dim=1))
+        return rgb.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+    def model_input(self, size_hw: tuple[int, int]) -> torch.Tensor:
+        """float (N, 3, h, w) in [0, 1] at ``size_hw``: the planes resized as
+        :func:`lightning_pose_lib.data.transforms.to_model_input` resizes RGB, then converted."""
+        luma, chroma = self._planes()
+        resize = lambda x: F.interpolate(x, size=tuple(size_hw), mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+        rgb = self._to_rgb(torch.cat([resize(luma), resize(chroma)], dim=1))
+        return rgb.div_(255.0).clamp_(0.0, 1.0)
+
+    def _planes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """float luma (N, 1, H, W) and chroma (N, 2, H/2, W/2)."""
+        n, (_, (ch, cw), _) = len(self.planes), plane_shapes(self.height, self.width)
+        split = self.height * self.width
+        return self.planes[:, :split].view(n, 1, self.height, self.width).float(), self.planes[:, split:].view(n, 2, ch, cw).float()
+
+    def _to_rgb(self, yuv: torch.Tensor) -> torch.Tensor:
+        """float Y, Cb, Cr channels (N, 3, ...) -> float R, G, B in 0..255 (not clamped)."""
+        kr, kb = _MATRICES.get(self.colorspace, _BT601)
+        kg = 1.0 - kr - kb
+        if self.full_range:
+            scale, offset = (1.0, 1.0), (0.0, 128.0)
+        else:  # luma 16..235 and chroma 16..240 stretched to the full 0..255
+            scale, offset = (255.0 / 219.0, 255.0 / 224.0), (16.0, 128.0)
+        y, c = scale
+        matrix = torch.tensor(
+            [
+                [y, 0.0, 2.0 * (1.0 - kr) * c],
+                [y, -2.0 * kb * (1.0 - kb) / kg * c, -2.0 * kr * (1.0 - kr) / kg * c],
+                [y, 2.0 * (1.0 - kb) * c, 0.0],
+            ],
+            device=yuv.device,
+        )
+        shift = torch.tensor([offset[0], offset[1], offset[1]], device=yuv.device)
+        bias = -(matrix @ shift)
+        return F.conv2d(yuv, matrix[:, :, None, None], bias)

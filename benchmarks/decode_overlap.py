@@ -9,8 +9,8 @@ In one run, on copies of VIDEO, with a random-initialised ResNet-50 heatmap mode
 - model alone: the network call prediction makes (``_Network``: bf16, CUDA graphs), back to back,
   at most two batches in flight;
 - decode alone: N threads, each one ``stream_videos`` pass over its share of the copies (one DALI
-  pipeline, or PyAV with ``--backend pyav``), frames resized and normalised on the GPU on the thread's own stream, as prediction's
-  decoder threads do, then dropped;
+  pipeline; or with ``--backend pyav`` one PyAV worker process), frames resized and normalised on
+  the GPU on the thread's own stream, as prediction's decoder threads do, then dropped;
 - both at once, independently, for the same time window;
 - ``predict_videos`` end to end with N decoder threads.
 
@@ -39,24 +39,23 @@ from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.transforms import to_model_input
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib.predict import _network, predict_videos
-from lightning_pose_lib.streams import compute_stream, sm_limited_stream
+from lightning_pose_lib.streams import compute_stream
 from lightning_pose_lib.video import stream_videos
 
 
 class ModelLoop(threading.Thread):
     """The network on one batch of frames already on the GPU, over and over until stopped."""
 
-    def __init__(self, model, batch, reserve_sms=0):
+    def __init__(self, model, batch):
         super().__init__(daemon=True)
-        self.reserve_sms = reserve_sms
-        with compute_stream(reserve_sms):  # captured here: a capture fails while other threads use the GPU
-            self.network = _network(model, batch, "auto", False, reserve_sms)
+        with compute_stream():  # captured here: a capture fails while other threads use the GPU
+            self.network = _network(model, batch, "auto", False)
         self.frames = torch.rand(batch, 3, *model.input_hw, device=model.device).contiguous(memory_format=torch.channels_last)
         self.batch, self.done, self.stop = batch, 0, threading.Event()
 
     def run(self):
         in_flight = collections.deque()
-        with torch.inference_mode(), compute_stream(self.reserve_sms):
+        with torch.inference_mode(), compute_stream():
             while not self.stop.is_set():
                 self.network([self.frames])
                 event = torch.cuda.Event()
@@ -164,7 +163,6 @@ def main():
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--backend", default="dali", help="video backend of the decoder threads (dali, pyav; dali-legacy: DALI's older reader, decode only)")
-    parser.add_argument("--reserve-sms", type=int, nargs="+", default=[0], help="SMs kept free of the model (green context) to compare; 0: the whole GPU")
     parser.add_argument("--no-end-to-end", action="store_true")
     parser.add_argument("--switch-interval", type=float, nargs="+", default=[None], help="sys.setswitchinterval values to compare (seconds; default: the interpreter's)")
     parser.add_argument("--trace", type=Path, help="also record one window of both at once (with the first --pipes) here")
@@ -178,13 +176,8 @@ def main():
         (tmp / f"c{i:03d}{args.video.suffix}").symlink_to(args.video.resolve())
         files.append(str(tmp / f"c{i:03d}{args.video.suffix}"))
     print("gpu:", torch.cuda.get_device_name(0), "cpus:", os.cpu_count(), "CUDA_DEVICE_MAX_CONNECTIONS:", os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS", "default"), flush=True)
-    alone = {}
-    for reserve in args.reserve_sms:
-        (alone[reserve],), _ = window([ModelLoop(model, args.batch, reserve)], args.seconds)
-        stream = sm_limited_stream(torch.cuda.current_device(), reserve) if reserve else None
-        sms = getattr(stream, "sm_count", torch.cuda.get_device_properties(0).multi_processor_count)
-        print(f"model alone, {reserve} SMs reserved (model on {sms} SMs): {alone[reserve]:.0f} frames/s ({alone[reserve] / alone[args.reserve_sms[0]]:.2f} of the first)", flush=True)
-    model_alone = alone[args.reserve_sms[0]]
+    (model_alone,), _ = window([ModelLoop(model, args.batch)], args.seconds)
+    print(f"model alone: {model_alone:.0f} frames/s", flush=True)
     hw = model.input_hw
     default_interval = sys.getswitchinterval()
     for interval in args.switch_interval:
@@ -195,22 +188,21 @@ def main():
             start_decoders(files, pipes, args.batch, args.backend)
             rates, alone_cores = window([DecodeLoop(s, args.batch, hw, args.backend) for s in shares], args.seconds)
             decode_alone = sum(rates)
-            for reserve in args.reserve_sms:
-                start_decoders(files, pipes, args.batch, args.backend)
-                together, cores = window([ModelLoop(model, args.batch, reserve), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], args.seconds)
-                model_rate, decode_rate = together[0], sum(together[1:])
-                overlap = model_rate / alone[reserve] + decode_rate / decode_alone
-                line = f"{pipes:3d} decoders, {reserve:3d} SMs reserved: decode alone {decode_alone:6.0f} ({alone_cores:.1f} CPU cores busy); together: model {model_rate:6.0f}, decode {decode_rate:6.0f}; overlap {overlap:.2f} ({cores:.1f} CPU cores busy)"
-                if not args.no_end_to_end and args.backend != "dali-legacy":
-                    jobs = [(f, tmp / "preds" / f"{Path(f).stem}.csv", None) for f in files[: args.copies]]
-                    predict_videos(model, jobs[:pipes], args.batch, args.backend, progress=False, decoders=pipes, reserve_sms=reserve)
-                    torch.cuda.synchronize()
-                    start = time.perf_counter()
-                    results = predict_videos(model, jobs, args.batch, args.backend, progress=False, decoders=pipes, reserve_sms=reserve)
-                    frames = sum(len(r.outcome) for r in results if not isinstance(r.outcome, Exception))
-                    rate = frames / (time.perf_counter() - start)
-                    line += f"; predict_videos {rate:6.0f} frames/s ({rate / model_alone:.2f} of the model alone on the whole GPU)"
-                print(line, flush=True)
+            start_decoders(files, pipes, args.batch, args.backend)
+            together, cores = window([ModelLoop(model, args.batch), *[DecodeLoop(s, args.batch, hw, args.backend) for s in shares]], args.seconds)
+            model_rate, decode_rate = together[0], sum(together[1:])
+            overlap = model_rate / model_alone + decode_rate / decode_alone
+            line = f"{pipes:3d} decoders: decode alone {decode_alone:6.0f} ({alone_cores:.1f} CPU cores busy); together: model {model_rate:6.0f}, decode {decode_rate:6.0f}; overlap {overlap:.2f} ({cores:.1f} CPU cores busy)"
+            if not args.no_end_to_end and args.backend != "dali-legacy":
+                jobs = [(f, tmp / "preds" / f"{Path(f).stem}.csv", None) for f in files[: args.copies]]
+                predict_videos(model, jobs[:pipes], args.batch, args.backend, progress=False, decoders=pipes)  # warm-up, decoders started
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                results = predict_videos(model, jobs, args.batch, args.backend, progress=False, decoders=pipes)
+                frames = sum(len(r.outcome) for r in results if not isinstance(r.outcome, Exception))
+                rate = frames / (time.perf_counter() - start)
+                line += f"; predict_videos {rate:6.0f} frames/s ({rate / model_alone:.2f} of model alone)"
+            print(line, flush=True)
     if args.trace:
         from torch.profiler import ProfilerActivity, profile
 

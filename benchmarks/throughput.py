@@ -183,7 +183,6 @@ def main():
     parser.add_argument("--train-epochs", type=int, default=100)
     parser.add_argument("--train-steps", type=int, default=40, help="steps timed for the training rates")
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--reserve-sms", type=int, default=0, help="SMs end-to-end prediction keeps free of the model for the decoders (model-only always has the whole GPU)")
     parser.add_argument("--profile", action="store_true", help="print where the pipeline without decoding spends its time (PyTorch profiler; trace in OUT)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +211,6 @@ def main():
         "model": f"{'heatmap_mhcrnn' if args.context else 'heatmap'} {args.backbone} {args.size}x{args.size}, batch {args.batch}",
         "backend": choose_backend(args.backend),
         "decoders": args.decoders,
-        "reserve_sms": args.reserve_sms,
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     if on_gpu:
@@ -231,7 +229,6 @@ def main():
     jobs = [(v, args.out / "preds" / f"{v.stem}.csv", args.out / "preds" / f"{v.stem}.h5") for v in videos]
 
     def end_to_end(backend=args.backend, **kwargs):
-        kwargs.setdefault("reserve_sms", args.reserve_sms)
         predict_videos(model, jobs[: args.decoders], args.batch, backend, progress=False, decoders=args.decoders, **kwargs)  # warm-up (and decoder processes started)
         sync()
         start = time.perf_counter()

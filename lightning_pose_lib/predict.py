@@ -104,7 +104,6 @@ def predict_videos(
     precision: str = "auto",
     decoders: int = 4,
     compile: bool = False,
-    reserve_sms: int = 0,
 ) -> list[VideoResult]:
     """Predict many videos with one model; ``jobs`` are (video, csv, h5 or None) triples.
 
@@ -115,8 +114,7 @@ def predict_videos(
       CUDA stream, into a bounded queue;
     - this thread fills batches of exactly ``batch_size`` frames, taking pieces of several videos
       when one runs short, and runs the model (bf16 on a GPU when ``precision`` is auto or bf16;
-      ``compile``: torch.compile the network; ``reserve_sms``: run it on all but that many of the
-      GPU's SMs, so the decoders' kernels never wait for it, see :mod:`lightning_pose_lib.streams`). Keypoints are extracted and kept on the device, and
+      ``compile``: torch.compile the network). Keypoints are extracted and kept on the device, and
       copied back once per video, without blocking;
     - a writer thread writes each video's files when its last frame is predicted.
 
@@ -134,8 +132,8 @@ def predict_videos(
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
     table_writers().submit(int)  # starts the writer processes now, not when the first video is done
     prepare_streams(decoders, backend, model.device)  # decoder processes too, while the network is captured
-    with compute_stream(reserve_sms):
-        network = _network(model, batch_size, precision, compile, reserve_sms)  # captured before the decoder threads use the GPU
+    with compute_stream():
+        network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model, slot), daemon=True) for slot, group in enumerate(groups)]
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
@@ -159,7 +157,7 @@ def predict_videos(
         elif kind == "end":
             states[job_id].ended = True
 
-    with torch.inference_mode(), compute_stream(reserve_sms):
+    with torch.inference_mode(), compute_stream():
         while True:
             while finished < decoders and sum(s.waiting() for s in states.values()) < batch_size:
                 handle(chunks.get())
@@ -192,11 +190,10 @@ def predict_videos(
 _NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _network(model: PoseModel, batch_size: int, precision: str, compile: bool, reserve_sms: int = 0) -> "_Network":
-    """The model's :class:`_Network` for these settings, built and warmed up once per model (on
-    the current stream: the CUDA graphs are captured on it, so they run with its SMs)."""
+def _network(model: PoseModel, batch_size: int, precision: str, compile: bool) -> "_Network":
+    """The model's :class:`_Network` for these settings, built and warmed up once per model."""
     networks = _NETWORKS.setdefault(model, {})
-    key = (batch_size, precision, compile, reserve_sms)
+    key = (batch_size, precision, compile)
     if key not in networks:
         networks[key] = _Network(model, batch_size, precision, compile)
         networks[key].warm_up()
@@ -269,8 +266,7 @@ class _CudaGraph:
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             try:
-                current = torch.cuda.current_stream()  # captured on it (it may hold fewer SMs), unless it cannot be
-                with torch.cuda.graph(self.graph, stream=None if current == torch.cuda.default_stream() else current):
+                with torch.cuda.graph(self.graph):
                     self.output = self.fn(self.input)
             except RuntimeError as err:  # e.g. another thread used the GPU meanwhile: stay eager
                 warnings.warn(f"CUDA graph capture failed, running eagerly: {err}")

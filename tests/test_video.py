@@ -289,3 +289,23 @@ def test_planes_resized_before_conversion_match_resized_rgb(tmp_path: Path, sour
     frames = YUV420Frames(torch.from_numpy(np.stack(rows)), frame.height, frame.width, *_colour(frame))
     difference = (to_model_input(frames, (40, 56)) - to_model_input(decode_all(path)[: len(rows)], (40, 56))).abs() * 255
     assert difference.mean() < 1.5 and difference.max() < 12  # swscale rounds in fixed point; edges differ most
+
+
+def test_decoder_process_that_dies_fails_the_unfinished_videos(tmp_path: Path) -> None:
+    from lightning_pose_lib.video.pyav_backend import _planes_from_worker
+
+    paths = [tmp_path / f"{name}.mp4" for name in "abc"]
+    for path in paths:
+        write_video(path, iter(smooth_frames(40)), fps=25.0)
+    readers = lambda: {i: PyAVReader(p) for i, p in enumerate(paths)}  # noqa: E731
+
+    abandoned = _planes_from_worker(readers(), batch_size=8)
+    assert next(abandoned)[0] == "start"
+    abandoned.close()  # stopped midway: its worker is killed, the next stream gets another
+    stream = _planes_from_worker(readers(), batch_size=8)
+    events = [next(stream)]
+    stream.gi_frame.f_locals["worker"].process.kill()
+    events += list(stream)  # the worker is at most three batches ahead: it cannot have finished
+    errors = {e[1]: e[2] for e in events if e[0] == "error"}
+    assert sorted(errors) == [0, 1, 2] and all("decoder process died" in str(err) for err in errors.values())
+    assert not [e for e in events if e[0] == "end"]

@@ -12,6 +12,7 @@ linear, so the order does not matter, and the GPU then converts a third of the p
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -71,21 +72,28 @@ class YUV420Frames:
 
     def _to_rgb(self, yuv: torch.Tensor) -> torch.Tensor:
         """float Y, Cb, Cr channels (N, 3, ...) -> float R, G, B in 0..255 (not clamped)."""
-        kr, kb = _MATRICES.get(self.colorspace, _BT601)
-        kg = 1.0 - kr - kb
-        if self.full_range:
-            scale, offset = (1.0, 1.0), (0.0, 128.0)
-        else:  # luma 16..235 and chroma 16..240 stretched to the full 0..255
-            scale, offset = (255.0 / 219.0, 255.0 / 224.0), (16.0, 128.0)
-        y, c = scale
-        matrix = torch.tensor(
-            [
-                [y, 0.0, 2.0 * (1.0 - kr) * c],
-                [y, -2.0 * kb * (1.0 - kb) / kg * c, -2.0 * kr * (1.0 - kr) / kg * c],
-                [y, 2.0 * (1.0 - kb) * c, 0.0],
-            ],
-            device=yuv.device,
-        )
-        shift = torch.tensor([offset[0], offset[1], offset[1]], device=yuv.device)
-        bias = -(matrix @ shift)
-        return F.conv2d(yuv, matrix[:, :, None, None], bias)
+        return F.conv2d(yuv, *_conversion(self.colorspace, self.full_range, yuv.device))
+
+
+@functools.lru_cache(maxsize=None)
+def _conversion(colorspace: int, full_range: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour matrix as the weight (3, 3, 1, 1) and bias (3,) of a 1x1 convolution, made once
+    per device (copying them there each batch would wait for the device)."""
+    kr, kb = _MATRICES.get(colorspace, _BT601)
+    kg = 1.0 - kr - kb
+    if full_range:
+        (y, c), offset = (1.0, 1.0), (0.0, 128.0)
+    else:  # luma 16..235 and chroma 16..240 stretched to the full 0..255
+        (y, c), offset = (255.0 / 219.0, 255.0 / 224.0), (16.0, 128.0)
+    matrix = torch.tensor(
+        [
+            [y, 0.0, 2.0 * (1.0 - kr) * c],
+            [y, -2.0 * kb * (1.0 - kb) / kg * c, -2.0 * kr * (1.0 - kr) / kg * c],
+            [y, 2.0 * (1.0 - kb) * c, 0.0],
+        ]
+    )
+    bias = -(matrix @ torch.tensor([offset[0], offset[1], offset[1]]))
+    weight, bias = matrix[:, :, None, None].to(device), bias.to(device)
+    if device.type == "cuda":  # other threads' streams will read them
+        torch.cuda.current_stream(device).synchronize()
+    return weight, bias

@@ -1,4 +1,5 @@
-"""What produced a model: package and library versions, git commit, seeds, data hash, SLURM job."""
+"""What produced a model: package and library versions, git commit, seeds, data hash, SLURM job,
+and every run (job, host, commit) that trained it, since an interrupted training is resumed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+
+import yaml
+
+from .io import write_text_atomic
 
 LIBRARIES = ("torch", "pytorch-lightning", "kornia", "numpy", "pandas", "av", "nvidia-dali-cuda120", "snakemake")
 
@@ -64,3 +70,17 @@ def provenance(cfg: dict, labels_csv: str | os.PathLike) -> dict:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "host": platform.node(),
     }
+
+
+def record_run(path: str | os.PathLike, cfg: dict, labels_csv: str | os.PathLike, resumed: bool) -> dict:
+    """Write ``path`` (provenance.yaml) as a training run starts: this process's :func:`provenance`,
+    with ``runs``, every run that trained this model, oldest first. A resumed training keeps the
+    earlier runs (they may have had another SLURM job, host or commit); a fresh one starts anew."""
+    record = provenance(cfg, labels_csv)
+    earlier = []
+    if resumed and Path(path).exists():
+        earlier = (yaml.safe_load(Path(path).read_text()) or {}).get("runs", [])
+    this_run = {key: record[key] for key in ("slurm_job_id", "host", "git_commit", "cuda_device")}
+    record["runs"] = [*earlier, {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), **this_run, "resumed": resumed}]
+    write_text_atomic(path, yaml.safe_dump(record, sort_keys=False))
+    return record

@@ -3,7 +3,7 @@
 Model folder layout::
 
     config.yaml              resolved config
-    provenance.yaml          versions, git commit, seeds, label hash, SLURM job id
+    provenance.yaml          versions, git commit, seeds, label hash, SLURM job id; every run (resumes)
     checkpoints/best.ckpt    lowest validation pixel error
     checkpoints/last.ckpt    end of the latest epoch (training resumes from it)
     tb_logs/                 TensorBoard
@@ -54,7 +54,7 @@ from .errors import InputError
 from .io import atomic_path, write_text_atomic
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
-from .provenance import provenance
+from .provenance import record_run
 
 STATUS_FILE = "train_status.json"
 
@@ -107,7 +107,6 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     if rank == 0:
         model_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(model_dir / "config.yaml", config_lib.dump(cfg))
-        write_text_atomic(model_dir / "provenance.yaml", config_lib.dump(provenance(cfg, dataset.csv_path)))
         _write_status(model_dir, "TRAINING")
 
     pl.seed_everything(train_cfg["rng_seed_model_pt"], workers=True, verbose=False)
@@ -130,6 +129,8 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     # Rank 0 decides (and removes a last.ckpt it must not resume) before the other ranks exist;
     # they resume from what it left.
     ckpt_path = resume_checkpoint(resume, cfg) if rank == 0 else (resume if resume.exists() else None)
+    if rank == 0:
+        record_run(model_dir / "provenance.yaml", cfg, dataset.csv_path, resumed=ckpt_path is not None)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")

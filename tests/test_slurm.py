@@ -120,6 +120,7 @@ def test_workflow_on_slurm_resumes_a_cancelled_training(tmp_path):
     states = {j["id"]: j["state"] for j in jobs}
     assert states[job].startswith("CANCELLED"), states
     assert provenance["slurm_job_id"] in states and provenance["slurm_job_id"] != job  # the resumed job
+    assert [run["slurm_job_id"] for run in provenance["runs"]] == [job, provenance["slurm_job_id"]]  # both runs
     gpu_jobs = [j for j in jobs if "gres/gpu=1" in j["tres"]]
     assert len(gpu_jobs) >= 3, jobs  # cancelled training, resumed training, prediction
     assert sum(j["state"] == "COMPLETED" for j in jobs) >= 3, jobs  # make_example, train, predict_videos

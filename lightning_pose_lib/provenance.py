@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import dump
 from .io import write_text_atomic
 
 LIBRARIES = ("torch", "pytorch-lightning", "kornia", "numpy", "pandas", "av", "nvidia-dali-cuda120", "snakemake")
@@ -82,5 +83,5 @@ def record_run(path: str | os.PathLike, cfg: dict, labels_csv: str | os.PathLike
         earlier = (yaml.safe_load(Path(path).read_text()) or {}).get("runs", [])
     this_run = {key: record[key] for key in ("slurm_job_id", "host", "git_commit", "cuda_device")}
     record["runs"] = [*earlier, {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), **this_run, "resumed": resumed}]
-    write_text_atomic(path, yaml.safe_dump(record, sort_keys=False))
+    write_text_atomic(path, dump(record))
     return record

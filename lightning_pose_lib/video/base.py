@@ -75,6 +75,18 @@ class VideoReader(abc.ABC):
                 yield ("error", i, err)
 
     @classmethod
+    def _open_each(cls, paths: Sequence[str], device=None):
+        """For a :meth:`stream` that decodes many videos at once: yields ``("error", i, exception)``
+        for each path that cannot be opened, and returns the readers of the others by position."""
+        readers = {}
+        for i, path in enumerate(paths):
+            try:
+                readers[i] = cls(path, device=device)
+            except Exception as err:
+                yield ("error", i, err)
+        return readers
+
+    @classmethod
     def prepare(cls, streams: int, device=None) -> None:
         """Get ready for ``streams`` concurrent :meth:`stream` calls to ``device``, e.g. start
         worker processes in the background; most backends need nothing."""

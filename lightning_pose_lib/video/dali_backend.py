@@ -106,12 +106,7 @@ class DaliReader(VideoReader):
         Videos that fail to open are reported first; if decoding fails, the video being decoded is
         reported and the ones after it go on one pipeline each, so each error names its own file."""
         cls._check_batch_size(batch_size)
-        readers = {}
-        for i, path in enumerate(paths):
-            try:
-                readers[i] = cls(path, device=device)
-            except Exception as err:
-                yield ("error", i, err)
+        readers = yield from cls._open_each(paths, device)
         todo = list(readers)
         if not todo:
             return

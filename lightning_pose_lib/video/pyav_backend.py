@@ -137,12 +137,8 @@ class PyAVReader(VideoReader):
         if device is None or torch.device(device).type != "cuda":
             yield from super().stream(paths, batch_size, device)
             return
-        readers = {}
-        for i, path in enumerate(paths):
-            try:
-                readers[i] = cls(path, device=device)
-            except Exception as err:
-                yield ("error", i, err)
+        cls._check_batch_size(batch_size)
+        readers = yield from cls._open_each(paths, device)
         if readers:
             yield from _planes_from_worker(readers, batch_size)
 
@@ -161,9 +157,7 @@ class PyAVReader(VideoReader):
                 yield np.arange(count, count + len(frames), dtype=np.int64), frames
                 count += len(frames)
         if count != self.info.num_frames:
-            raise InputError(
-                self.info.path, f"decoded {count} frames but the stream has {self.info.num_frames} packets"
-            )
+            raise _short(self.info, count)
 
     def _rgb(self, frames: Iterator[av.VideoFrame], batch_size: int) -> Iterator[np.ndarray | torch.Tensor]:
         """Batches of RGB converted by FFmpeg (numpy; copied to ``device`` if that is not the CPU)."""
@@ -316,13 +310,13 @@ def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iter
                 if first == 0:
                     yield ("start", i, info)
                 size = frame_bytes(info.height, info.width)
-                planes = slots[slot][: rows * size].view(rows, size).to(reader.device)  # from pageable memory: read on return
-                frames = YUV420Frames(planes if reader.device.type != "cpu" else planes.clone(), info.height, info.width, *colour)
+                planes = slots[slot][: rows * size].view(rows, size).to(reader.device, copy=True)  # the slot is read on return
+                frames = YUV420Frames(planes, info.height, info.width, *colour)
                 worker.free.put((worker.job, slot))
                 yield ("batch", i, np.arange(first, first + rows, dtype=np.int64), frames)
             elif kind == "end":
                 if message[2] != info.num_frames:
-                    yield ("error", i, InputError(info.path, f"decoded {message[2]} frames but the stream has {info.num_frames} packets"))
+                    yield ("error", i, _short(info, message[2]))
                 else:
                     yield ("end", i)
             elif kind == "error":
@@ -392,6 +386,11 @@ def _decode_planes(job: int, paths: list[str], batch_size: int, slots: list[np.n
                 unused.append(slot)
             filled.put(("error", position, f"{type(err).__name__}: {err}"))
     filled.put(("done",))
+
+
+def _short(info: VideoInfo, count: int) -> InputError:
+    """The error for a video whose decoder gave ``count`` frames, not as many as it has packets."""
+    return InputError(info.path, f"decoded {count} frames but the stream has {info.num_frames} packets")
 
 
 def _colour(frame: av.VideoFrame) -> tuple[int, bool]:

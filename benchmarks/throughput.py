@@ -3,6 +3,7 @@
 
     python benchmarks/throughput.py --data DATASET_DIR --out OUT [--copies 32] [--backbone resnet50]
         [--size 256] [--batch 128] [--decoders 4] [--context] [--compile] [--train-epochs 100]
+        [--backend auto [pyav dali ...]]
 
 On whatever device it finds (a GPU when there is one), with a model trained on DATASET_DIR (a label
 CSV + videos/, e.g. the mirror-mouse example) so that its heatmaps are real:
@@ -12,7 +13,8 @@ CSV + videos/, e.g. the mirror-mouse example) so that its heatmaps are real:
 (b) end-to-end prediction frames/s over ``--copies`` copies of the dataset's first video (decode,
     resize, normalise, forward, keypoints, CSV + H5 writing) with ``predict_videos``, and a plain
     one-video-at-a-time loop (decode a batch, then forward, same precision) as baseline; also
-    the same pipeline on frames decoded beforehand (what decoding costs on top);
+    the same pipeline on frames decoded beforehand (what decoding costs on top); with several
+    ``--backend`` values, end-to-end once with each (the first serves every other figure);
 (c) training steps/s of a semi-supervised model (temporal loss) with its real data loading
     (labeled batches + unlabeled clips) and with the same batch as tensors already on the device;
 plus pixel error on every labeled frame in fp32 and bf16, the bf16-vs-fp32 keypoint distance on a
@@ -182,7 +184,7 @@ def main():
     parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
     parser.add_argument("--train-epochs", type=int, default=100)
     parser.add_argument("--train-steps", type=int, default=40, help="steps timed for the training rates")
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--backend", nargs="+", default=["auto"], help="decoding backends; end-to-end is measured with each, the first is used for everything else")
     parser.add_argument("--profile", action="store_true", help="print where the pipeline without decoding spends its time (PyTorch profiler; trace in OUT)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +211,7 @@ def main():
         "device": torch.cuda.get_device_name(0) if on_gpu else platform.processor() or "cpu",
         "versions": versions(),
         "model": f"{'heatmap_mhcrnn' if args.context else 'heatmap'} {args.backbone} {args.size}x{args.size}, batch {args.batch}",
-        "backend": choose_backend(args.backend),
+        "backend": choose_backend(args.backend[0]),
         "decoders": args.decoders,
         "train_seconds": round(time.perf_counter() - started, 1),
     }
@@ -228,7 +230,7 @@ def main():
         videos.append(copy)
     jobs = [(v, args.out / "preds" / f"{v.stem}.csv", args.out / "preds" / f"{v.stem}.h5") for v in videos]
 
-    def end_to_end(backend=args.backend, **kwargs):
+    def end_to_end(backend=args.backend[0], **kwargs):
         predict_videos(model, jobs[: args.decoders], args.batch, backend, progress=False, decoders=args.decoders, **kwargs)  # warm-up (and decoder processes started)
         sync()
         start = time.perf_counter()
@@ -239,7 +241,10 @@ def main():
         return sum(len(r.outcome) for r in outcome) / (time.perf_counter() - start), outcome
 
     results["end_to_end_fps"], outcome = end_to_end()
-    with open_video(videos[0], backend=args.backend, device=device) as reader:  # the same frames, decoded beforehand
+    results["end_to_end_fps_by_backend"] = {results["backend"]: results["end_to_end_fps"]}
+    for other in args.backend[1:]:
+        results["end_to_end_fps_by_backend"][choose_backend(other)] = end_to_end(other)[0]
+    with open_video(videos[0], backend=args.backend[0], device=device) as reader:  # the same frames, decoded beforehand
         DecodedFrames.frames = torch.cat([torch.as_tensor(f).to(device) for _, f in reader.iter_batches(256)])
     video_lib.BACKENDS["decoded"] = DecodedFrames
     if args.profile:  # where the pipeline's time goes, decoding aside
@@ -257,12 +262,12 @@ def main():
         print(f"trace: {trace}.gz")
     results["end_to_end_fps_without_decoding"], _ = end_to_end(backend="decoded")
     del DecodedFrames.frames
-    results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend)
+    results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend[0])
     if on_gpu:
         results["predict_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
 
     # bf16 against fp32: keypoints of one video, and the pixel error on every labeled frame
-    fp32 = predict_videos(model, jobs[:1], args.batch, args.backend, progress=False, precision="fp32", decoders=1)[0].outcome
+    fp32 = predict_videos(model, jobs[:1], args.batch, args.backend[0], progress=False, precision="fp32", decoders=1)[0].outcome
     bf16 = outcome[0].outcome
     xy = lambda table: table.to_numpy().reshape(len(table), -1, 3)[..., :2]  # noqa: E731
     distance = np.linalg.norm(xy(fp32) - xy(bf16), axis=-1)

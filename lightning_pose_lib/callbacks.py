@@ -39,6 +39,7 @@ import logging
 import os
 import random
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,38 @@ class ResumableTraining(pl.Callback):
         states = checkpoint.get(CHECKPOINT_KEY, {}).get("rng")
         if states is not None:
             _set_rng_states(states, _shuffling_generators(self.train_loader))
+
+
+class TrainingSpeed(pl.Callback):
+    """Training steps per second in steady state: each epoch is timed from the end of its first
+    step to the end of its last, which leaves out the loaders' start-up and the validation and
+    checkpoints between epochs (the device is synchronised at those two points only). Each epoch's
+    rate goes to TensorBoard as ``train_steps_per_s``; :meth:`steps_per_second` is the run's."""
+
+    def __init__(self) -> None:
+        self.epochs: list[tuple[int, float]] = []  # (steps, seconds) of each timed epoch
+        self._start: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        last = batch_idx == trainer.num_training_batches - 1
+        if batch_idx != 0 and not last:
+            return
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        now = time.perf_counter()
+        if batch_idx == 0:
+            self._start = now
+        elif self._start is not None:
+            self.epochs.append((batch_idx, now - self._start))
+            pl_module.log("train_steps_per_s", batch_idx / (now - self._start), on_step=False, on_epoch=True, rank_zero_only=True, batch_size=1)
+            self._start = None
+
+    def steps_per_second(self) -> float | None:
+        """Over every timed epoch but the first (which pays for cuDNN's autotuning and the decoders'
+        set-up) when there are several; None when no epoch had two steps."""
+        timed = self.epochs[1:] or self.epochs
+        seconds = sum(s for _, s in timed)
+        return sum(n for n, _ in timed) / seconds if seconds > 0 else None
 
 
 def _best_path(trainer) -> Path | None:

@@ -8,7 +8,7 @@ Model folder layout::
     checkpoints/last.ckpt    end of the latest epoch (training resumes from it)
     tb_logs/                 TensorBoard
     predictions.csv          labeled frames, with the set (train/validation/test/unused) of each
-    train_status.json        written last: {"status": "COMPLETED", ...}
+    train_status.json        written last: {"status": "COMPLETED", "train_steps_per_s": ..., ...}
 
 Several devices (``training.num_gpus`` > 1; see :func:`_devices`) train with Lightning's ``ddp``
 strategy on one node: the process running this function is global rank 0 and starts one copy of
@@ -45,7 +45,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from . import config as config_lib
-from .callbacks import ResumableTraining, resume_checkpoint
+from .callbacks import ResumableTraining, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
 from .data.unlabeled import list_videos, unlabeled_loader
 from .streams import compute_stream
@@ -78,10 +78,11 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     # (save_top_k=0 with save_last=True would write it only at the end of training.)
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
     resumable = ResumableTraining()  # given the training loader below, once this rank's is made
+    speed = TrainingSpeed()
     trainer = pl.Trainer(
         default_root_dir=model_dir,
         logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
-        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable],
+        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable, speed],
         accelerator=accelerator,
         devices=devices,
         strategy=_strategy(devices),
@@ -102,6 +103,11 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     # Known from the launcher's environment variables as soon as the Trainer exists; rank 0 runs
     # before the other ranks are started (at trainer.fit), so they find its files in place.
     rank, world_size = trainer.global_rank, trainer.world_size
+    if accelerator == "gpu":
+        # This rank's GPU from the start (Lightning selects it only inside fit): the compute stream
+        # below and the unlabeled clips' DALI pipeline are made on the current device, and rank 1
+        # must not open a CUDA context on GPU 0.
+        torch.cuda.set_device(trainer.strategy.root_device)
     if world_size > 1:
         log.info("training on %d %s devices with DDP: this is global rank %d of world size %d", world_size, accelerator, rank, world_size)
     if rank == 0:
@@ -155,7 +161,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
 
     metrics = summarize_pixel_error(pixel_error(table, dataset.labels))
     _end_other_ranks(trainer, wait=True)
-    _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch)
+    _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch, train_steps_per_s=speed.steps_per_second())
     return metrics
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import RandomSampler
@@ -79,7 +80,7 @@ def test_two_processes_train_one_model(ddp_model, example_dir):
     assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == ["best.ckpt", "best.resume.ckpt", "last.ckpt"]
     assert len(list((model_dir / "tb_logs").rglob("events.out.tfevents.*"))) == 1
     status = json.loads((model_dir / "train_status.json").read_text())
-    assert status["status"] == "COMPLETED" and status["epochs"] == EPOCHS
+    assert status["status"] == "COMPLETED" and status["epochs"] == EPOCHS and status["train_steps_per_s"] > 0
     last = torch.load(model_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert last["epoch"] == EPOCHS - 1
     # 10 steps per epoch (the semi-supervised minimum), each of 2 labeled frames per rank.
@@ -117,6 +118,25 @@ def test_signal_stops_every_rank_and_the_rerun_resumes(example_dir, tmp_path):
     assert out.count(f"resuming training after epoch {stopped[1]} from its last checkpoint") == 2  # both ranks
     assert json.loads((model_dir / "train_status.json").read_text())["status"] == "COMPLETED"
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == EPOCHS - 1
+
+
+def test_scaling_benchmark_trains_on_one_device_then_on_two(example_dir, tmp_path):
+    # benchmarks/ddp_scaling.py with CPU processes: the same global batch, 8 labeled frames and a
+    # clip of 8, in one process and then halved between two.
+    command = [sys.executable, str(ROOT / "benchmarks/ddp_scaling.py"), "--cpu", "--data", str(example_dir), "--out", str(tmp_path),
+               "--gpus", "2", "--batch", "8", "--clip", "8", "--epochs", "2", "--backbone", "resnet18", "--size", "64"]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=400)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    figures = json.loads((tmp_path / "ddp_scaling.json").read_text())
+    assert figures["global_batch"] == {"labeled": 8, "unlabeled": 8}
+    one, two = figures["runs"]["1"], figures["runs"]["2"]
+    assert one["train_steps_per_s"] > 0 and two["train_steps_per_s"] > 0 and one["epochs"] == two["epochs"] == 2
+    assert figures["ratio"] == pytest.approx(two["train_steps_per_s"] / one["train_steps_per_s"])
+    assert "2 GPUs / 1 GPU:" in out.stdout
+    for gpus, batch, clip in ((1, 8, 8), (2, 4, 4)):  # what each run trained with, per device
+        saved = yaml.safe_load((tmp_path / f"gpus{gpus}/config.yaml").read_text())
+        assert (saved["training"]["num_gpus"], saved["training"]["train_batch_size"], saved["dali"]["base"]["train"]["sequence_length"]) == (gpus, batch, clip)
+    assert "global rank 1 of world size 2" in (tmp_path / "gpus2.log").read_text()
 
 
 # --- the pieces, without processes --------------------------------------------------------------

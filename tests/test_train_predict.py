@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, tiny_overrides
+from lightning_pose_lib.callbacks import TrainingSpeed
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
 from lightning_pose_lib.errors import InputError
@@ -190,7 +191,8 @@ def test_semi_supervised_training_logs_every_selected_loss(example_dir, tmp_path
     tags = logged_scalars(tmp_path)
     for name in losses:
         assert {f"train_{name}_loss", f"train_{name}_loss_weighted"} <= tags
-    assert {"train_heatmap_mse_loss", "unsupervised_importance", "val_pixel_error"} <= tags
+    assert {"train_heatmap_mse_loss", "unsupervised_importance", "val_pixel_error", "train_steps_per_s"} <= tags
+    assert json.loads((tmp_path / "train_status.json").read_text())["train_steps_per_s"] > 0
     assert (tmp_path / "pca_singleview.npz").exists() and (tmp_path / "pca_multiview.npz").exists()
 
 
@@ -219,3 +221,12 @@ def test_context_model_predicts_every_frame_whatever_the_batch_size(example_dir,
         np.testing.assert_allclose(result.outcome.to_numpy(), alone.to_numpy(), atol=1e-3)
     labeled = read_pose_table(tmp_path / "m" / "predictions.csv")
     assert len(labeled) == 40 and not np.isnan(labeled.drop(columns=[("set", "", "")]).to_numpy(dtype=float)).any()
+
+
+def test_training_speed_leaves_out_the_first_epoch():
+    speed = TrainingSpeed()
+    assert speed.steps_per_second() is None  # no epoch of two steps
+    speed.epochs = [(9, 9.0)]
+    assert speed.steps_per_second() == 1.0  # a single epoch counts
+    speed.epochs = [(9, 9.0), (9, 1.0), (18, 2.0)]  # the first one warmed up
+    assert speed.steps_per_second() == 9.0

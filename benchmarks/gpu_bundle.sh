@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Packs what a lent GPU machine lacks (it has torch but no network) into parts small enough to
+# carry, one per device call: the wheels kornia, av, jsonschema and DALI's pure dependencies for
+# its Python 3.12, and DALI itself unpacked for 3.12 alone and recompressed with xz (236 MB
+# instead of the 424 MB wheel: 5 parts of 62 MB, not 8). Run here, in the repository root:
+#   bash benchmarks/gpu_bundle.sh          -> .dali/bundle/part00 ... (ignored by git)
+# On the machine: one call per part, `mkdir -p /tmp/carry && cp .dali/bundle/partNN /tmp/carry/`
+# with carry [".dali/bundle/partNN"], back to back while it stays warm; benchmarks/gpu_env.sh
+# then installs everything into /tmp/site.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grep -qx '/.dali/' .git/info/exclude 2>/dev/null || echo '/.dali/' >> .git/info/exclude
+work=.dali/build
+rm -rf "$work" .dali/bundle && mkdir -p "$work/whl" .dali/bundle
+platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+download() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${platforms[@]}" -d "$1" "${@:2}"; }
+# Versions as in environment.yml; the rest are what kornia, jsonschema and DALI import.
+download "$work/whl" kornia==0.9.0 kornia_rs==0.2.0 av==18.1.0 jsonschema==4.26.0 jsonschema-specifications referencing rpds-py \
+    astunparse gast optree makefun "libcst~=1.8"
+download "$work" nvidia-dali-cuda120==2.4.0
+mkdir "$work/dali"
+python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$work"/nvidia_dali_cuda120-*.whl "$work/dali"
+find "$work/dali" -name '*cpython-3*' ! -name '*cpython-312-*' -delete  # other Pythons' extensions
+tar -C "$work/dali" -cf - . | xz -T0 -6 > "$work/dali312.tar.xz"
+tar -C "$work" -cf - whl dali312.tar.xz | split -b 62000000 -d - .dali/bundle/part
+rm -rf "$work"
+ls -l .dali/bundle

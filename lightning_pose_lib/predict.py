@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import queue
@@ -115,7 +116,10 @@ def predict_videos(
     - this thread fills batches of exactly ``batch_size`` frames, taking pieces of several videos
       when one runs short, and runs the model (bf16 on a GPU when ``precision`` is auto or bf16;
       ``compile``: torch.compile the network). Keypoints are extracted and kept on the device, and
-      copied back once per video, without blocking;
+      copied back once per video, without blocking. At most :data:`IN_FLIGHT` batches are queued
+      on the GPU ahead of it: the decoded frames of every batch queued stay allocated until the GPU
+      has read them, so a CPU decoder faster than the model would otherwise fill the GPU's memory
+      with the whole job (31 GB for 32 copies of the mouse video, docs/benchmarks.md);
     - a writer thread writes each video's files when its last frame is predicted.
 
     A video that fails (unreadable, truncated) is reported in its result; the others go on.
@@ -140,6 +144,7 @@ def predict_videos(
         thread.start()
     bar = tqdm(desc="frames", unit="frame", disable=not progress, file=sys.stderr)
     states: dict[int, _VideoState] = {}
+    in_flight: collections.deque = collections.deque()  # an event after each batch queued on the GPU
     finished = 0
 
     def handle(event) -> None:
@@ -167,12 +172,17 @@ def predict_videos(
                     pieces.append((state, *piece))
                     rows += sum(len(part) for part in piece[0])
             if pieces:
+                if len(in_flight) == IN_FLIGHT:
+                    in_flight.popleft().synchronize()
                 outputs = network([p[1] for p in pieces])
                 offset = 0
                 for state, frames, first, count in pieces:
                     state.store(outputs, offset, first, count)
                     offset += count
                     bar.update(count)
+                if model.device.type == "cuda":
+                    in_flight.append(torch.cuda.Event())
+                    in_flight[-1].record()
             for job_id in [j for j, s in states.items() if s.ended and s.waiting() == 0]:
                 writes.put((job_id, states.pop(job_id).to_host()))
             if finished == decoders and not pieces:
@@ -186,6 +196,8 @@ def predict_videos(
         results.setdefault(i, VideoResult(str(video), InputError(video, "the decoder returned no frames"), 0.0))
     return [results[i] for i in range(len(jobs))]
 
+
+IN_FLIGHT = 3  # batches queued on the GPU ahead of the one being prepared
 
 _NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

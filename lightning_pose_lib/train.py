@@ -148,6 +148,11 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
             # Anything else leaves the other ranks nothing to do but hang in a collective: end them.
             _end_other_ranks(trainer, wait=isinstance(err, SystemExit))
             raise
+    if world_size > 1:
+        # Every rank, together, while all are alive: left to the interpreter's exit, rank 1's
+        # NCCL teardown waited for rank 0, which was still predicting, until rank 0 killed it
+        # (a minute later, see _end_other_ranks).
+        torch.distributed.destroy_process_group()
     if rank != 0:
         return None
     if not (ckpt_dir / "best.ckpt").exists():  # no validation ran (very short runs): last is best

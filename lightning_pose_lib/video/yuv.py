@@ -71,14 +71,17 @@ class YUV420Frames:
         return self.planes[:, :split].view(n, 1, self.height, self.width).float(), self.planes[:, split:].view(n, 2, ch, cw).float()
 
     def _to_rgb(self, yuv: torch.Tensor) -> torch.Tensor:
-        """float Y, Cb, Cr channels (N, 3, ...) -> float R, G, B in 0..255 (not clamped)."""
-        return F.conv2d(yuv, *_conversion(self.colorspace, self.full_range, yuv.device))
+        """float Y, Cb, Cr channels (N, 3, H, W) -> float R, G, B in 0..255 (not clamped). A matrix
+        product, not a 1x1 convolution: under cudnn.benchmark (prediction sets it) every new batch
+        size, such as each video's last batch, would autotune the convolution again."""
+        matrix, bias = _conversion(self.colorspace, self.full_range, yuv.device)
+        return torch.einsum("rc,nchw->nrhw", matrix, yuv).add_(bias)
 
 
 @functools.lru_cache(maxsize=None)
 def _conversion(colorspace: int, full_range: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The colour matrix as the weight (3, 3, 1, 1) and bias (3,) of a 1x1 convolution, made once
-    per device (copying them there each batch would wait for the device)."""
+    """The colour matrix (3, 3) and its offset (3, 1, 1), made once per device (copying them there
+    each batch would wait for the device)."""
     kr, kb = _MATRICES.get(colorspace, _BT601)
     kg = 1.0 - kr - kb
     if full_range:
@@ -93,7 +96,7 @@ def _conversion(colorspace: int, full_range: bool, device: torch.device) -> tupl
         ]
     )
     bias = -(matrix @ torch.tensor([offset[0], offset[1], offset[1]]))
-    weight, bias = matrix[:, :, None, None].to(device), bias.to(device)
+    matrix, bias = matrix.to(device), bias[:, None, None].to(device)
     if device.type == "cuda":  # other threads' streams will read them
         torch.cuda.current_stream(device).synchronize()
-    return weight, bias
+    return matrix, bias

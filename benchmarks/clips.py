@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""How fast do the unlabeled clips of semi-supervised training arrive, with nothing else running?
+
+    python benchmarks/clips.py VIDEO [--copies 4] [--lengths 16 32] [--clips 60]
+
+On copies of VIDEO, clips/s (and decoded frames/s) of:
+- ``DaliClips``: what training uses on a GPU (DALI's experimental reader, shuffled through a
+  buffer of 16 sequences);
+- the same reader in file order (``random_shuffle=False``): what decoding costs without jumps;
+- DALI's legacy ``fn.readers.video``, shuffled as upstream Lightning Pose does;
+- ``UnlabeledClips`` through one PyAV worker (the CPU path).
+A training step takes one clip, so clips/s bounds the semi-supervised steps/s.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from lightning_pose_lib.data.unlabeled import unlabeled_loader
+from lightning_pose_lib.video.dali_backend import DaliClips
+
+
+def rate(clips, count):
+    iterator = iter(clips)
+    for _ in range(3):  # pipeline set-up and first fill
+        next(iterator)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(count):
+        next(iterator)
+    torch.cuda.synchronize()
+    return count / (time.perf_counter() - start)
+
+
+def dali_reader(files, length, legacy, shuffle):
+    from nvidia.dali import fn, pipeline_def
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device(), seed=0, prefetch_queue_depth=2)
+    def pipe():
+        reader = fn.readers.video if legacy else fn.experimental.readers.video
+        return reader(device="gpu", filenames=files, sequence_length=length, step=length, random_shuffle=shuffle, initial_fill=16, name="reader", pad_last_batch=True)
+
+    iterator = DALIGenericIterator(pipe(), ["frames"], reader_name="reader", last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
+    while True:
+        for batch in iterator:
+            yield batch[0]["frames"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--clips", type=int, default=60)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i in range(args.copies):
+            files.append(os.path.join(tmp, f"copy{i}{args.video.suffix}"))
+            os.symlink(args.video.resolve(), files[-1])
+        print(f"gpu: {torch.cuda.get_device_name(0)}, {args.copies} copies of {args.video.name}, {args.clips} clips each")
+        for length in args.lengths:
+            sources = {
+                "DaliClips (training's)": DaliClips(files, length, seed=0),
+                "experimental reader, file order": dali_reader(files, length, legacy=False, shuffle=False),
+                "legacy fn.readers.video, shuffled": dali_reader(files, length, legacy=True, shuffle=True),
+                "PyAV UnlabeledClips, 1 worker": unlabeled_loader(files, length, (256, 256), seed=0, backend="pyav"),
+            }
+            for name, source in sources.items():
+                try:
+                    clips = rate(source, args.clips)
+                    print(f"  length {length:3d}  {name:36s} {clips:7.1f} clips/s  {clips * length:8.0f} frames/s", flush=True)
+                except Exception as err:
+                    print(f"  length {length:3d}  {name:36s} failed: {type(err).__name__}: {str(err)[:200]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

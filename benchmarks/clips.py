@@ -4,8 +4,8 @@
     python benchmarks/clips.py VIDEO [--copies 4] [--lengths 16 32] [--clips 60]
 
 On copies of VIDEO, clips/s (and decoded frames/s) of:
-- ``DaliClips``: what training uses on a GPU (DALI's experimental reader, shuffled through a
-  buffer of 16 sequences);
+- ``DaliUnlabeledClips`` with 1, 2, 4 pipelines taking turns: what training uses on a GPU (DALI's
+  experimental reader, shuffled through a buffer of 16 sequences, resized to 256 x 256);
 - the same reader in file order (``random_shuffle=False``): what decoding costs without jumps;
 - DALI's legacy ``fn.readers.video``, shuffled as upstream Lightning Pose does;
 - ``UnlabeledClips`` through one PyAV worker (the CPU path).
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_pose_lib.data.unlabeled import unlabeled_loader
-from lightning_pose_lib.video.dali_backend import DaliClips
+from lightning_pose_lib.data.unlabeled import DaliUnlabeledClips, unlabeled_loader
 
 
 def rate(clips, count):
@@ -57,6 +56,7 @@ def main():
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--clips", type=int, default=60)
+    parser.add_argument("--pipelines", type=int, nargs="+", default=[1, 2, 4], help="DALI pipelines taking turns (training's clips)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         files = []
@@ -66,7 +66,7 @@ def main():
         print(f"gpu: {torch.cuda.get_device_name(0)}, {args.copies} copies of {args.video.name}, {args.clips} clips each")
         for length in args.lengths:
             sources = {
-                "DaliClips (training's)": DaliClips(files, length, seed=0),
+                **{f"DaliUnlabeledClips, {k} pipeline(s)": DaliUnlabeledClips(files, length, (256, 256), seed=0, pipelines=k) for k in args.pipelines},
                 "experimental reader, file order": dali_reader(files, length, legacy=False, shuffle=False),
                 "legacy fn.readers.video, shuffled": dali_reader(files, length, legacy=True, shuffle=True),
                 "PyAV UnlabeledClips, 1 worker": unlabeled_loader(files, length, (256, 256), seed=0, backend="pyav"),

@@ -72,15 +72,25 @@ def list_videos(folder: str | os.PathLike) -> list[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_SUFFIXES) and not f.startswith("."))
 
 
+CLIP_PIPELINES = 4
+
+
 class DaliUnlabeledClips:
     """The items of :class:`UnlabeledClips` (batched by one; ``frames`` and ``orig_hw``, which is
     all the losses use), decoded by DALI on the GPU and resized there: the GPU path of the
-    unlabeled data, iterated in the training process without a host round trip."""
+    unlabeled data, iterated in the training process without a host round trip.
 
-    def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int):
+    ``pipelines`` DALI pipelines take turns, each decoding its next clip meanwhile: a random clip
+    starts decoding at the keyframe before it, so one pipeline delivered only 13.6 clips of 16
+    frames a second on the H200 (about 8 times the frames it hands over), fewer than training
+    steps take (benchmarks/clips.py, docs/benchmarks.md). Pipeline 0 draws with ``seed``, the
+    others with seeds derived from it."""
+
+    def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, pipelines: int = CLIP_PIPELINES):
         from ..video.dali_backend import DaliClips
 
-        self.clips = DaliClips(videos, length, seed)
+        seeds = [seed] + [int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(1, pipelines)]
+        self.sources = [DaliClips(videos, length, s) for s in seeds]
         self.size_hw = tuple(size_hw)
         self.stream = None
 
@@ -92,11 +102,14 @@ class DaliUnlabeledClips:
         return self.stream
 
     def _items(self):
-        for frames in self.clips:
-            yield {
-                "frames": to_model_uint8(frames, self.size_hw, frames.device)[None],
-                "orig_hw": torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32),
-            }
+        sources = [iter(source) for source in self.sources]
+        while True:
+            for source in sources:
+                frames = next(source)
+                yield {
+                    "frames": to_model_uint8(frames, self.size_hw, frames.device)[None],
+                    "orig_hw": torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32),
+                }
 
 
 def unlabeled_loader(videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, backend: str = "auto"):

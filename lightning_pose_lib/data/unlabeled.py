@@ -72,7 +72,7 @@ def list_videos(folder: str | os.PathLike) -> list[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_SUFFIXES) and not f.startswith("."))
 
 
-CLIP_PIPELINES = 4
+CLIP_PIPELINES = 2
 
 
 class DaliUnlabeledClips:
@@ -80,11 +80,11 @@ class DaliUnlabeledClips:
     all the losses use), decoded by DALI on the GPU and resized there: the GPU path of the
     unlabeled data, iterated in the training process without a host round trip.
 
-    ``pipelines`` DALI pipelines take turns, each decoding its next clip meanwhile: a random clip
-    starts decoding at the keyframe before it, so one pipeline delivered only 13.6 clips of 16
-    frames a second on the H200 (about 8 times the frames it hands over), fewer than training
-    steps take (benchmarks/clips.py, docs/benchmarks.md). Pipeline 0 draws with ``seed``, the
-    others with seeds derived from it."""
+    ``pipelines`` DALI pipelines take turns, each decoding its next clip meanwhile. A random clip
+    starts decoding at the keyframe before it (about 8 times the frames it hands over), so one
+    pipeline delivered only 13.6-15.5 clips of 16 frames a second on the H200, no more than
+    training takes; two delivered 22.3, four 23.5 (benchmarks/clips.py, docs/benchmarks.md).
+    Pipeline 0 draws with ``seed``, the others with seeds derived from it."""
 
     def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, pipelines: int = CLIP_PIPELINES):
         from ..video.dali_backend import DaliClips

@@ -117,9 +117,8 @@ def predict_videos(
       when one runs short, and runs the model (bf16 on a GPU when ``precision`` is auto or bf16;
       ``compile``: torch.compile the network). Keypoints are extracted and kept on the device, and
       copied back once per video, without blocking. At most :data:`IN_FLIGHT` batches are queued
-      on the GPU ahead of it: the decoded frames of every batch queued stay allocated until the GPU
-      has read them, so a CPU decoder faster than the model would otherwise fill the GPU's memory
-      with the whole job (31 GB for 32 copies of the mouse video, docs/benchmarks.md);
+      on the GPU ahead of it: each queued batch's decoded frames stay allocated until the GPU has
+      read them, and a CPU decoder faster than the model would otherwise queue without limit;
     - a writer thread writes each video's files when its last frame is predicted.
 
     A video that fails (unreadable, truncated) is reported in its result; the others go on.

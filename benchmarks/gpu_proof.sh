@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU proofs on a lent GPU machine with no network (see docs in the closing notes):
-#   1. install the carried wheels (DALI, kornia, av, snakemake, ...) into /tmp/site;
+#   1. install the carried wheels into /tmp/site (benchmarks/gpu_env.sh; gpu_bundle.sh packs DALI,
+#      kornia, av and jsonschema, not snakemake and its dependencies, which step 4 also needs);
 #   2. GPU tests (DALI NVDEC vs PyAV, backbones vs torchvision);
 #   3. decode throughput DALI vs PyAV on the mirror-mouse video;
 #   4. the example workflow (train + predict + evaluate) on the GPU.

@@ -25,6 +25,7 @@ from torch.utils.data import RandomSampler
 
 from conftest import ROOT, tiny_overrides
 from lightning_pose_lib.config import load_config
+from lightning_pose_lib.data.unlabeled import pipeline_seeds
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
 from lightning_pose_lib.predict import load_model, predict_video
 from lightning_pose_lib.train import ShardedRandomSampler, _devices, _strategy, _train_loader, unlabeled_seed
@@ -175,6 +176,10 @@ def test_each_rank_draws_its_own_unlabeled_clips():
     assert unlabeled_seed(123456, 0) == 123456  # one device: the clips it always drew
     seeds = {unlabeled_seed(123456, rank) for rank in range(8)}
     assert len(seeds) == 8
+    # and each of a rank's clip pipelines its own clips, none another rank's
+    assert pipeline_seeds(123456, 1) == [123456]
+    every = [s for rank in range(8) for s in pipeline_seeds(unlabeled_seed(123456, rank), 4)]
+    assert len(set(every)) == len(every) == 32
 
 
 def test_num_gpus_means_cpu_processes_only_with_an_explicit_cpu_accelerator():

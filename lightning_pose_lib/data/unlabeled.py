@@ -89,8 +89,7 @@ class DaliUnlabeledClips:
     def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, pipelines: int = CLIP_PIPELINES):
         from ..video.dali_backend import DaliClips
 
-        seeds = [seed] + [int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(1, pipelines)]
-        self.sources = [DaliClips(videos, length, s) for s in seeds]
+        self.sources = [DaliClips(videos, length, s) for s in pipeline_seeds(seed, pipelines)]
         self.size_hw = tuple(size_hw)
         self.stream = None
 
@@ -110,6 +109,13 @@ class DaliUnlabeledClips:
                     "frames": to_model_uint8(frames, self.size_hw, frames.device)[None],
                     "orig_hw": torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32),
                 }
+
+
+def pipeline_seeds(seed: int, pipelines: int) -> list[int]:
+    """``seed`` for pipeline 0, and for the others seeds spawned from it. Spawned, not derived as
+    the ranks' seeds are (``train.unlabeled_seed``: from ``[seed, rank]``): that formula would give
+    rank 0's pipeline 1 the seed of rank 1's pipeline 0, and the two would draw the same clips."""
+    return [seed] + [int(np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1)[0]) for k in range(1, pipelines)]
 
 
 def unlabeled_loader(videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, backend: str = "auto"):

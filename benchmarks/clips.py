@@ -6,7 +6,8 @@
 On copies of VIDEO, clips/s (and decoded frames/s) of:
 - ``DaliUnlabeledClips`` with 1, 2, 4 pipelines taking turns: what training uses on a GPU (DALI's
   experimental reader, shuffled through a buffer of 16 sequences, resized to 256 x 256);
-- the same reader in file order (``random_shuffle=False``): what decoding costs without jumps;
+- the same reader in file order (training's own pipeline, ``_sequences``, unshuffled): what
+  decoding costs without jumps;
 - DALI's legacy ``fn.readers.video``, shuffled as upstream Lightning Pose does;
 - ``UnlabeledClips`` through one PyAV worker (the CPU path).
 A training step takes one clip, so clips/s bounds the semi-supervised steps/s.
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lightning_pose_lib.data.unlabeled import DaliUnlabeledClips, unlabeled_loader
+from lightning_pose_lib.video.dali_backend import _sequences
 
 
 def rate(clips, count):
@@ -35,16 +37,22 @@ def rate(clips, count):
     return count / (time.perf_counter() - start)
 
 
-def dali_reader(files, length, legacy, shuffle):
+def legacy_reader(files, length):
+    """DALI's legacy reader, shuffled as upstream Lightning Pose shuffles its clips."""
     from nvidia.dali import fn, pipeline_def
-    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
     @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device(), seed=0, prefetch_queue_depth=2)
     def pipe():
-        reader = fn.readers.video if legacy else fn.experimental.readers.video
-        return reader(device="gpu", filenames=files, sequence_length=length, step=length, random_shuffle=shuffle, initial_fill=16, name="reader", pad_last_batch=True)
+        return fn.readers.video(device="gpu", filenames=files, sequence_length=length, step=length, random_shuffle=True, initial_fill=16, name="reader", pad_last_batch=True)
 
-    iterator = DALIGenericIterator(pipe(), ["frames"], reader_name="reader", last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
+    return pipe()
+
+
+def frames_of(pipe):
+    """Endless clips out of a DALI pipeline whose reader is named "reader"."""
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    iterator = DALIGenericIterator(pipe, ["frames"], reader_name="reader", last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
     while True:
         for batch in iterator:
             yield batch[0]["frames"]
@@ -67,8 +75,8 @@ def main():
         for length in args.lengths:
             sources = {
                 **{f"DaliUnlabeledClips, {k} pipeline(s)": DaliUnlabeledClips(files, length, (256, 256), seed=0, pipelines=k) for k in args.pipelines},
-                "experimental reader, file order": dali_reader(files, length, legacy=False, shuffle=False),
-                "legacy fn.readers.video, shuffled": dali_reader(files, length, legacy=True, shuffle=True),
+                "experimental reader, file order": frames_of(_sequences(files, length, "gpu", shuffle=False, seed=0, numbered=False)),
+                "legacy fn.readers.video, shuffled": frames_of(legacy_reader(files, length)),
                 "PyAV UnlabeledClips, 1 worker": unlabeled_loader(files, length, (256, 256), seed=0, backend="pyav"),
             }
             for name, source in sources.items():

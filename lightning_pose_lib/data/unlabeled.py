@@ -84,7 +84,7 @@ class DaliUnlabeledClips:
     starts decoding at the keyframe before it (about 8 times the frames it hands over), so one
     pipeline delivered only 13.6-15.5 clips of 16 frames a second on the H200, no more than
     training takes; two delivered 22.3, four 23.5 (benchmarks/clips.py, docs/benchmarks.md).
-    Pipeline 0 draws with ``seed``, the others with seeds derived from it."""
+    Pipeline 0 draws with ``seed``, the others with seeds spawned from it (:func:`pipeline_seeds`)."""
 
     def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, pipelines: int = CLIP_PIPELINES):
         from ..video.dali_backend import DaliClips

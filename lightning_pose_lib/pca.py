@@ -42,25 +42,36 @@ class PosePCA:
     def num_components(self) -> int:
         return len(self.components)
 
-    def rows(self, keypoints):
-        """(N, K, 2) keypoints -> (M, D) rows in this PCA's layout (numpy or torch)."""
+    def rows(self, keypoints, index=None):
+        """(N, K, 2) keypoints -> (M, D) rows in this PCA's layout (numpy or torch); ``index``: the
+        groups' keypoint indices already on the keypoints' device (see :meth:`tensors`)."""
         views, parts = self.groups.shape
-        picked = keypoints[:, self.groups.reshape(-1)].reshape(len(keypoints), views, parts, 2)
+        picked = keypoints[:, self.groups.reshape(-1) if index is None else index].reshape(len(keypoints), views, parts, 2)
         if self.kind == "singleview":
             return picked.reshape(len(keypoints), parts * 2)
         # (N, V, P, 2) -> (N, P, V, 2) -> (N * P, 2V)
         order = picked.permute(0, 2, 1, 3) if isinstance(picked, torch.Tensor) else picked.transpose(0, 2, 1, 3)
         return order.reshape(len(keypoints) * parts, views * 2)
 
-    def reconstruction_error(self, keypoints):
+    def tensors(self, device=None, dtype=torch.float32) -> dict[str, torch.Tensor]:
+        """The PCA as tensors ``mean``, ``basis`` and ``index`` (the groups' keypoint indices, flat).
+        A loss keeps them on its device: copying them there at every step would make the CPU wait
+        for the GPU each time."""
+        return {
+            "mean": torch.as_tensor(self.mean, dtype=dtype, device=device),
+            "basis": torch.as_tensor(self.components, dtype=dtype, device=device),
+            "index": torch.as_tensor(self.groups.reshape(-1), device=device),
+        }
+
+    def reconstruction_error(self, keypoints, tensors: dict[str, torch.Tensor] | None = None):
         """Distance (pixels) between each keypoint and its PCA reconstruction: (N, K), NaN for
         keypoints the PCA does not cover and for rows with a missing value. numpy or torch in,
-        the same type out."""
+        the same type out; ``tensors``: :meth:`tensors` on the keypoints' device and dtype."""
         is_torch = isinstance(keypoints, torch.Tensor)
         points = keypoints if is_torch else torch.from_numpy(np.asarray(keypoints, dtype=np.float64))
-        mean = torch.as_tensor(self.mean, dtype=points.dtype, device=points.device)
-        basis = torch.as_tensor(self.components, dtype=points.dtype, device=points.device)
-        rows = self.rows(points)
+        tensors = tensors or self.tensors(points.device, points.dtype)
+        mean, basis, index = tensors["mean"], tensors["basis"], tensors["index"]
+        rows = self.rows(points, index)
         centred = rows - mean
         residual = centred - (centred @ basis.T) @ basis
         per_point = torch.linalg.norm(residual.reshape(len(rows), -1, 2), dim=-1)  # (M, D / 2)
@@ -71,7 +82,7 @@ class PosePCA:
         else:
             per_frame = per_point.reshape(n, parts, views).transpose(1, 2)  # (N, V, P)
         out = torch.full((n, k), float("nan"), dtype=points.dtype, device=points.device)
-        out[:, torch.as_tensor(self.groups.reshape(-1), device=points.device)] = per_frame.reshape(n, -1)
+        out[:, index] = per_frame.reshape(n, -1)
         return out if is_torch else out.numpy()
 
     def save(self, path: str | os.PathLike) -> None:

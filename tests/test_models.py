@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.losses import LOSSES, build_loss
@@ -163,3 +164,45 @@ def test_batches_of_several_runs_equal_each_run_alone(model_type, monkeypatch):
         expected = torch.cat([a[key] for a in alone])
         assert together[key].shape == expected.shape == (23 - (8 if context else 0), *expected.shape[1:])
         torch.testing.assert_close(together[key], expected, atol=1e-3, rtol=1e-3)
+
+
+class HostRoundTrips(TorchDispatchMode):
+    """Records the operations that, on a GPU, would make the CPU wait for it: copies from the host
+    that are not asynchronous, and operations mixing host tensors with device ones. (Values read
+    back, such as ``.item()`` or selecting by a mask, raise on the meta device by themselves.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        on_host = [t for t in tensors if t.device.type == "cpu" and t.dim() > 0]
+        if func is torch.ops.aten._to_copy.default and on_host and kwargs.get("device") is not None and not kwargs.get("non_blocking"):
+            self.seen.append(f"blocking copy to the device in {func}")
+        elif on_host and any(t.device.type == "meta" for t in tensors):
+            self.seen.append(f"host tensor used with device tensors in {func}")
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("model_type", ["heatmap", "regression", "heatmap_mhcrnn"])
+def test_training_step_never_waits_for_the_gpu(model_type):
+    """A training step (augmentation, supervised and unsupervised losses, backward) runs on the
+    meta device, where nothing can be read back, and copies nothing from the host blocking: on a
+    GPU the CPU then queues the next step while this one runs (data loading overlaps)."""
+    context = model_type == "heatmap_mhcrnn"
+    semi = {} if model_type == "regression" else {"model.losses_to_use": "[temporal,pca_singleview]", "data.columns_for_singleview_pca": "[0,1]"}
+    model = PoseModel(tiny_cfg(**{"model.model_type": model_type, "model.do_context": str(context).lower(), **semi}), num_keypoints=2)
+    model.use_unsupervised_losses({"singleview": _line_pca()})
+    model.log = lambda *a, **k: None  # no trainer attached
+    model.unsupervised_importance = lambda: 1.0
+    model = model.to("meta")
+    images = torch.rand(2, *((5,) if context else ()), 3, 64, 96, device="meta")
+    batch = {
+        "labeled": {"image": images, "keypoints": torch.rand(2, 2, 2, device="meta"), "orig_hw": torch.rand(2, 2, device="meta")},
+        "unlabeled": {"frames": torch.zeros(1, 8, 3, 64, 96, dtype=torch.uint8, device="meta"), "orig_hw": torch.rand(1, 2, device="meta")},
+    }
+    with HostRoundTrips() as mode:
+        model.training_step(batch, 0).backward()
+    assert mode.seen == []

@@ -19,10 +19,7 @@ class HeatmapMSE(nn.Module):
     def forward(self, out: dict) -> torch.Tensor:
         pred, target = out["heatmaps"], out["target_heatmaps"]
         per_map = ((pred.float() - target) ** 2).sum(dim=(-2, -1))
-        labeled = target.sum(dim=(-2, -1)) > 0
-        if not labeled.any():
-            return pred.sum() * 0.0
-        return per_map[labeled].mean()
+        return masked_mean(per_map, target.sum(dim=(-2, -1)) > 0)
 
 
 @register_loss("regression_mse")
@@ -32,6 +29,11 @@ class RegressionMSE(nn.Module):
     def forward(self, out: dict) -> torch.Tensor:
         pred, target = out["normalized_keypoints"], out["target_normalized_keypoints"]
         labeled = ~torch.isnan(target).any(-1)
-        if not labeled.any():
-            return pred.sum() * 0.0
-        return ((pred.float()[labeled] - target[labeled]) ** 2).sum(-1).mean()
+        return masked_mean(((pred.float() - target.nan_to_num()) ** 2).sum(-1), labeled)
+
+
+def masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``keep`` is True; 0 (still a function of ``values``, so backward
+    works) where nothing is kept. Computed without selecting, so no value is read back from the
+    GPU: selecting by a mask waits for the GPU to count the selected entries."""
+    return torch.where(keep, values, 0.0).sum() / keep.sum().clamp_min(1)

@@ -11,15 +11,13 @@ import torch
 from torch import nn
 
 from ..pca import PosePCA
+from .supervised import masked_mean
 from .registry import register_loss
 
 
 def _epsilon_insensitive_mean(errors: torch.Tensor, epsilon) -> torch.Tensor:
     """mean(ReLU(error - epsilon)) over the entries that are not NaN."""
-    valid = ~torch.isnan(errors)
-    if not valid.any():
-        return errors.new_zeros(())
-    return torch.relu(errors - epsilon)[valid].mean()
+    return masked_mean(torch.relu(errors - epsilon), ~torch.isnan(errors))
 
 
 @register_loss("temporal")
@@ -29,12 +27,13 @@ class TemporalLoss(nn.Module):
 
     def __init__(self, epsilon=20.0, prob_threshold: float = 0.05, **_):
         super().__init__()
-        self.epsilon, self.prob_threshold = epsilon, prob_threshold
+        self.register_buffer("epsilon", torch.as_tensor(epsilon, dtype=torch.float32), persistent=False)  # moves with the model
+        self.prob_threshold = prob_threshold
 
     def forward(self, out: dict) -> torch.Tensor:
         points, likelihood = out["keypoints"].float(), out["likelihood"].float()
         jumps = torch.linalg.norm(points[:, 1:] - points[:, :-1], dim=-1)  # (C, T-1, K)
-        eps = torch.as_tensor(self.epsilon, dtype=jumps.dtype, device=jumps.device)
+        eps = self.epsilon
         confident = (likelihood[:, 1:] >= self.prob_threshold) & (likelihood[:, :-1] >= self.prob_threshold)
         return (torch.relu(jumps - eps) * confident).mean()
 
@@ -45,10 +44,13 @@ class _PCALoss(nn.Module):
     def __init__(self, pca: PosePCA, **_):
         super().__init__()
         self.pca = pca
+        for name, tensor in pca.tensors().items():  # buffers move with the model to its device
+            self.register_buffer(name, tensor, persistent=False)
 
     def forward(self, out: dict) -> torch.Tensor:
         points = out["keypoints"].float()
-        errors = self.pca.reconstruction_error(points.reshape(-1, *points.shape[-2:]))
+        tensors = {"mean": self.mean, "basis": self.basis, "index": self.index}
+        errors = self.pca.reconstruction_error(points.reshape(-1, *points.shape[-2:]), tensors)
         return _epsilon_insensitive_mean(errors, self.pca.epsilon)
 
 

@@ -171,7 +171,6 @@ class PoseModel(pl.LightningModule):
         frames = clips["frames"].float().div_(255.0)  # (C, T, 3, H, W)
         outs = [self.forward_sequence(clip) for clip in frames]
         importance = self.unsupervised_importance()
-        self.log("unsupervised_importance", importance, batch_size=len(frames))
         heads = ("static_", "context_") if self.is_context else ("",)
         total = frames.new_zeros(())
         for name, loss_fn in self.unsupervised.items():
@@ -186,6 +185,12 @@ class PoseModel(pl.LightningModule):
             self.log(f"train_{name}_loss_weighted", importance * weight * value, batch_size=len(frames))
             total = total + importance * weight * value
         return total
+
+    def on_train_epoch_start(self) -> None:
+        # Once an epoch, not in every step: logging a number copies it to the GPU, and that copy
+        # makes the CPU wait for the GPU.
+        if len(self.unsupervised):
+            self.log("unsupervised_importance", self.unsupervised_importance(), on_step=False, on_epoch=True)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         labeled = batch["labeled"] if "labeled" in batch else batch
@@ -216,7 +221,8 @@ class PoseModel(pl.LightningModule):
         optimizer_class = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}[train["optimizer"]]
         head_params = [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
         optimizer = optimizer_class(
-            [{"params": self.backbone.parameters(), "lr": lr}, {"params": head_params, "lr": lr}], lr=lr
+            [{"params": self.backbone.parameters(), "lr": lr}, {"params": head_params, "lr": lr}], lr=lr,
+            fused=self.device.type == "cuda",  # one kernel for all parameters instead of several per tensor
         )
         step = train["lr_scheduler_params"]["multisteplr"]
         schedule = StepSchedule(step["milestones"], step["gamma"])

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """How fast do the unlabeled clips of semi-supervised training arrive, with nothing else running?
 
-    python benchmarks/clips.py VIDEO [--copies 4] [--lengths 16 32] [--clips 60]
+    python benchmarks/clips.py VIDEO [--copies 4] [--lengths 16 32] [--clips 60] [--pipelines 1 2]
 
-On copies of VIDEO, clips/s (and decoded frames/s) of:
-- ``DaliUnlabeledClips`` with 1, 2, 4 pipelines taking turns: what training uses on a GPU (DALI's
-  experimental reader, shuffled through a buffer of 16 sequences, resized to 256 x 256);
-- the same reader in file order (training's own pipeline, ``_sequences``, unshuffled): what
-  decoding costs without jumps;
-- DALI's legacy ``fn.readers.video``, shuffled as upstream Lightning Pose does;
+On copies of VIDEO, clips/s (and frames/s handed over) of:
+- ``DaliUnlabeledClips`` as training uses it on a GPU: runs of up to 128 consecutive frames
+  decoded after each seek, cut into clips shuffled through a buffer, from 1, 2 ... pipelines;
+- the same with one clip per seek (``run_frames`` = the clip length): how clips came before runs;
+- training's DALI pipeline in file order (``_sequences``, unshuffled): decoding without seeks, the
+  ceiling;
 - ``UnlabeledClips`` through one PyAV worker (the CPU path).
 A training step takes one clip, so clips/s bounds the semi-supervised steps/s.
 """
@@ -37,17 +37,6 @@ def rate(clips, count):
     return count / (time.perf_counter() - start)
 
 
-def legacy_reader(files, length):
-    """DALI's legacy reader, shuffled as upstream Lightning Pose shuffles its clips."""
-    from nvidia.dali import fn, pipeline_def
-
-    @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device(), seed=0, prefetch_queue_depth=2)
-    def pipe():
-        return fn.readers.video(device="gpu", filenames=files, sequence_length=length, step=length, random_shuffle=True, initial_fill=16, name="reader", pad_last_batch=True)
-
-    return pipe()
-
-
 def frames_of(pipe):
     """Endless clips out of a DALI pipeline whose reader is named "reader"."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
@@ -63,8 +52,8 @@ def main():
     parser.add_argument("video", type=Path)
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32])
-    parser.add_argument("--clips", type=int, default=60)
-    parser.add_argument("--pipelines", type=int, nargs="+", default=[1, 2, 4], help="DALI pipelines taking turns (training's clips)")
+    parser.add_argument("--clips", type=int, default=120)
+    parser.add_argument("--pipelines", type=int, nargs="+", default=[1, 2], help="DALI pipelines taking turns (training's clips)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         files = []
@@ -75,8 +64,8 @@ def main():
         for length in args.lengths:
             sources = {
                 **{f"DaliUnlabeledClips, {k} pipeline(s)": DaliUnlabeledClips(files, length, (256, 256), seed=0, pipelines=k) for k in args.pipelines},
-                "experimental reader, file order": frames_of(_sequences(files, length, "gpu", shuffle=False, seed=0, numbered=False)),
-                "legacy fn.readers.video, shuffled": frames_of(legacy_reader(files, length)),
+                **{f"one clip per seek, {k} pipeline(s)": DaliUnlabeledClips(files, length, (256, 256), seed=0, pipelines=k, run_frames=length) for k in args.pipelines},
+                "file order, no seeks": frames_of(_sequences(files, length, "gpu", shuffle=False, seed=0, numbered=False)),
                 "PyAV UnlabeledClips, 1 worker": unlabeled_loader(files, length, (256, 256), seed=0, backend="pyav"),
             }
             for name, source in sources.items():

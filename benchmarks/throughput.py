@@ -16,7 +16,8 @@ CSV + videos/, e.g. the mirror-mouse example) so that its heatmaps are real:
     the same pipeline on frames decoded beforehand (what decoding costs on top); with several
     ``--backend`` values, end-to-end once with each (the first serves every other figure);
 (c) training steps/s of a semi-supervised model (temporal loss) with its real data loading
-    (labeled batches + unlabeled clips) and with the same batch as tensors already on the device;
+    (labeled batches + unlabeled clips) and with the same batch as tensors already on the device,
+    the loaders alone, the host round trips per step and how busy the GPU is in a step;
 plus pixel error on every labeled frame in fp32 and bf16, the bf16-vs-fp32 keypoint distance on a
 video, and peak GPU memory of prediction and training. Prints ratios (b)/(a), (b)/(baseline),
 (c real)/(c synthetic) with the GPU and software versions, and writes all to OUT/throughput.json.
@@ -116,16 +117,21 @@ class DecodedFrames(VideoReader):
 
 
 def training_rates(cfg, steps=30):
-    """Steps/s with the real loaders vs with synthetic tensors of the same shapes on the device."""
+    """Training steps/s with the real loaders and with the first batch again and again (synthetic:
+    tensors already on the device); the loaders alone (batches/s, nothing trained); host round
+    trips (CUDA synchronisations) per step; and the fraction of a synthetic step the GPU is busy
+    (kernel time per step over wall time per step), which tells whether the step is bound by the
+    GPU (near 1) or by the CPU queuing its work."""
     dataset = load_dataset(cfg)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
     train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"), context=cfg["model"]["do_context"])
     device = default_device()
     model = PoseModel(cfg, dataset.labels.num_keypoints).to(device)
     model.use_unsupervised_losses(_fit_pcas(cfg, dataset, None))
+    model.to(device)
     model.log = lambda *a, **k: None
     model.unsupervised_importance = lambda: 1.0  # no trainer here: use the losses at full weight
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = model.configure_optimizers()["optimizer"]  # what training uses (fused Adam on a GPU)
     precision = cfg["training"]["precision"]
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16-mixed")
 
@@ -142,29 +148,53 @@ def training_rates(cfg, steps=30):
         return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
     loader = _train_loader(cfg, dataset, train_set, size_hw)
-    iterator = iter(loader)
-    item = next(iterator)
-    batch0 = to_device(item[0] if isinstance(item, (list, tuple)) else item)
+
+    def batches():  # endless, as the epochs of training
+        while True:
+            for item in loader:
+                yield to_device(item[0] if isinstance(item, (list, tuple)) else item)
+
+    def rate(run, count):
+        sync()
+        start = time.perf_counter()
+        for _ in range(count):
+            run()
+        sync()
+        return count / (time.perf_counter() - start)
+
+    stream = batches()
+    batch0 = next(stream)
     for _ in range(3):
         step(batch0)
-    sync()
-    start, done = time.perf_counter(), 0
-    while done < steps:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            continue
-        step(to_device(item[0] if isinstance(item, (list, tuple)) else item))
-        done += 1
-    sync()
-    real = steps / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(batch0)
-    sync()
-    synthetic = steps / (time.perf_counter() - start)
-    return real, synthetic
+    out = {
+        "real": rate(lambda: step(next(stream)), steps),
+        "synthetic": rate(lambda: step(batch0), steps),
+        "loaders_alone": rate(lambda: next(stream), steps),
+    }
+    if device.type == "cuda":
+        import warnings
+
+        for name, run in (("real", lambda: step(next(stream))), ("synthetic", lambda: step(batch0))):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    for _ in range(5):
+                        run()
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+            syncs = [w for w in caught if "synchroniz" in str(w.message)]
+            out[f"syncs_per_step_{name}"] = len(syncs) / 5
+            out[f"sync_sites_{name}"] = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})[:12]
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(10):
+                step(batch0)
+            sync()
+        kernel_seconds = sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / 10
+        out["gpu_busy_synthetic"] = kernel_seconds * out["synthetic"]
+    return out
 
 
 def versions():
@@ -286,7 +316,10 @@ def main():
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     with compute_stream():  # as train() runs its steps
-        results["train_steps_per_s_real"], results["train_steps_per_s_synthetic"] = training_rates(semi, args.train_steps)
+        rates = training_rates(semi, args.train_steps)
+    results["train_steps_per_s_real"], results["train_steps_per_s_synthetic"] = rates.pop("real"), rates.pop("synthetic")
+    results["train_loaders_alone_batches_per_s"] = rates.pop("loaders_alone")
+    results.update({f"train_{key}": value for key, value in rates.items()})
     if on_gpu:
         results["train_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
 

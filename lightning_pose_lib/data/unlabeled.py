@@ -73,6 +73,8 @@ def list_videos(folder: str | os.PathLike) -> list[str]:
 
 
 CLIP_PIPELINES = 2
+RUN_FRAMES, RUN_BYTES = 128, 256 * 2**20  # frames decoded after each seek (at most), cut into clips
+SHUFFLE_CLIPS = 32  # clips waiting in the shuffle buffer
 
 
 class DaliUnlabeledClips:
@@ -80,17 +82,31 @@ class DaliUnlabeledClips:
     all the losses use), decoded by DALI on the GPU and resized there: the GPU path of the
     unlabeled data, iterated in the training process without a host round trip.
 
-    ``pipelines`` DALI pipelines take turns, each decoding its next clip meanwhile. A random clip
-    starts decoding at the keyframe before it (about 8 times the frames it hands over), so one
-    pipeline delivered only 13.6-15.5 clips of 16 frames a second on the H200, no more than
-    training takes; two delivered 22.3, four 23.5 (benchmarks/clips.py, docs/benchmarks.md).
-    Pipeline 0 draws with ``seed``, the others with seeds spawned from it (:func:`pipeline_seeds`)."""
+    A random clip starts decoding at the keyframe before it: on the example video (a keyframe
+    every 240 frames) a 16-frame clip cost about 8 times its frames, and DALI delivered only
+    13.6-23.5 clips a second on the H200 (benchmarks/clips.py), no more than training takes. So
+    each seek decodes a run of up to ``run_frames`` consecutive frames (fewer for large frames:
+    a run's decoded frames stay under ``RUN_BYTES``, and runs fit in the shortest video), cut
+    into clips of ``length`` frames that wait, with those of other runs, in a buffer of
+    ``shuffle`` clips on the GPU; each step takes a random clip from it. Runs come in random
+    order (DALI's shuffle), from ``pipelines`` pipelines taking turns, each decoding its next run
+    meanwhile. Clips are whole and do not overlap; a video's frames after its last whole run are
+    not drawn. Pipeline 0 draws with ``seed``, the others with seeds spawned from it
+    (:func:`pipeline_seeds`); the buffer draws with ``seed`` too."""
 
-    def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, pipelines: int = CLIP_PIPELINES):
+    def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int,
+                 pipelines: int = CLIP_PIPELINES, run_frames: int = RUN_FRAMES, shuffle: int = SHUFFLE_CLIPS):
         from ..video.dali_backend import DaliClips
 
-        self.sources = [DaliClips(videos, length, s) for s in pipeline_seeds(seed, pipelines)]
-        self.size_hw = tuple(size_hw)
+        infos = [probe_video(v) for v in videos]
+        usable = [i for i in infos if i.num_frames >= length]
+        if not usable:
+            raise InputError(infos[0].path, f"every unlabeled video is shorter than a clip ({length} frames); lower dali.base.train.sequence_length")
+        frame_bytes = max(i.height * i.width * 3 for i in infos)
+        frames = min(run_frames, RUN_BYTES // frame_bytes, min(i.num_frames for i in usable))
+        self.run = max(1, frames // length)  # clips per run
+        self.sources = [DaliClips(videos, length * self.run, s) for s in pipeline_seeds(seed, pipelines)]
+        self.length, self.size_hw, self.shuffle, self.seed = length, tuple(size_hw), max(shuffle, self.run), seed
         self.stream = None
 
     def __iter__(self):
@@ -101,14 +117,25 @@ class DaliUnlabeledClips:
         return self.stream
 
     def _items(self):
+        runs = self._runs()
+        rng = np.random.default_rng(self.seed)
+        buffer: list[tuple[torch.Tensor, torch.Tensor]] = []
+        while True:
+            while len(buffer) < self.shuffle:
+                frames = next(runs)
+                hw = torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32)
+                # Resized clip by clip: a whole run in float at full size could take gigabytes.
+                buffer.extend((to_model_uint8(clip, self.size_hw, frames.device), hw) for clip in frames.split(self.length))
+            pick = int(rng.integers(len(buffer)))
+            buffer[pick], buffer[-1] = buffer[-1], buffer[pick]
+            clip, hw = buffer.pop()
+            yield {"frames": clip[None], "orig_hw": hw}
+
+    def _runs(self):
         sources = [iter(source) for source in self.sources]
         while True:
             for source in sources:
-                frames = next(source)
-                yield {
-                    "frames": to_model_uint8(frames, self.size_hw, frames.device)[None],
-                    "orig_hw": torch.tensor([[frames.shape[1], frames.shape[2]]], dtype=torch.float32),
-                }
+                yield next(source)
 
 
 def pipeline_seeds(seed: int, pipelines: int) -> list[int]:

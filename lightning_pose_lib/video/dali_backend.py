@@ -144,10 +144,11 @@ class DaliReader(VideoReader):
 
 
 class DaliClips:
-    """Endless random clips of ``length`` consecutive frames from ``files`` for the unsupervised
-    losses: non-overlapping clips, shuffled through DALI's buffer (as upstream Lightning Pose).
-    Yields frames uint8 (L, H, W, 3) on the decoding device. A video's last partial clip is never
-    drawn, and nothing is copied back to the host, so the training step never waits on it."""
+    """Endless runs of ``length`` consecutive frames from ``files``, in random order, for the
+    unsupervised losses: non-overlapping runs, shuffled through DALI's buffer (as upstream Lightning
+    Pose shuffles its clips). Yields frames uint8 (length, H, W, 3) on the decoding device. A
+    video's last partial run is never drawn, and nothing is copied back to the host, so the
+    training step never waits on it."""
 
     def __init__(self, files: Sequence[str], length: int, seed: int, device: str | None = None):
         self.files, self.length, self.seed = [os.fspath(f) for f in files], length, seed

@@ -116,17 +116,16 @@ class DecodedFrames(VideoReader):
         return self.frames[torch.as_tensor(indices)]
 
 
-def training_rates(cfg, steps=30):
-    """Training steps/s with the real loaders and with the first batch again and again (synthetic:
-    tensors already on the device); the loaders alone (batches/s, nothing trained); host round
-    trips (CUDA synchronisations) per step; and the fraction of a synthetic step the GPU is busy
-    (kernel time per step over wall time per step), which tells whether the step is bound by the
-    GPU (near 1) or by the CPU queuing its work."""
+def training_setup(cfg):
+    """What a training step needs, as train() makes it but without Lightning: the model on the
+    device (unsupervised losses at full weight), ``step(batch)`` (forward, backward and optimizer
+    step, in the config's precision), an endless stream of real batches on the device, and its
+    first batch."""
     dataset = load_dataset(cfg)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
     train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"), context=cfg["model"]["do_context"])
     device = default_device()
-    model = PoseModel(cfg, dataset.labels.num_keypoints).to(device)
+    model = PoseModel(cfg, dataset.labels.num_keypoints)
     model.use_unsupervised_losses(_fit_pcas(cfg, dataset, None))
     model.to(device)
     model.log = lambda *a, **k: None
@@ -154,6 +153,19 @@ def training_rates(cfg, steps=30):
             for item in loader:
                 yield to_device(item[0] if isinstance(item, (list, tuple)) else item)
 
+    stream = batches()
+    return model, step, stream, next(stream)
+
+
+def training_rates(cfg, steps=30):
+    """Training steps/s with the real loaders and with the first batch again and again (synthetic:
+    tensors already on the device); the loaders alone (batches/s, nothing trained); host round
+    trips (CUDA synchronisations) per step; and the fraction of a synthetic step the GPU is busy
+    (kernel time per step over wall time per step), which tells whether the step is bound by the
+    GPU (near 1) or by the CPU queuing its work (benchmarks/train_step.py says where it goes)."""
+    model, step, stream, batch0 = training_setup(cfg)
+    device = model.device
+
     def rate(run, count):
         sync()
         start = time.perf_counter()
@@ -162,8 +174,6 @@ def training_rates(cfg, steps=30):
         sync()
         return count / (time.perf_counter() - start)
 
-    stream = batches()
-    batch0 = next(stream)
     for _ in range(3):
         step(batch0)
     out = {

@@ -100,6 +100,10 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    # Deterministic algorithms (set by the Trainer), without PyTorch's companion setting that fills
+    # the memory of every new tensor first: that only changes what code reading memory it never
+    # wrote sees, and it costs a fill kernel for every tensor made (benchmarks/train_step.py).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     # Known from the launcher's environment variables as soon as the Trainer exists; rank 0 runs
     # before the other ranks are started (at trainer.fit), so they find its files in place.
     rank, world_size = trainer.global_rank, trainer.world_size

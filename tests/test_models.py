@@ -206,3 +206,28 @@ def test_training_step_never_waits_for_the_gpu(model_type):
     with HostRoundTrips() as mode:
         model.training_step(batch, 0).backward()
     assert mode.seen == []
+
+
+@pytest.mark.parametrize("model_type", ["heatmap", "heatmap_mhcrnn"])
+def test_one_backbone_pass_over_labeled_and_unlabeled_frames_equals_two(model_type):
+    """Training runs the backbone once over the labeled frames and the clips together; with batch
+    norm on its running statistics (eval mode) that is exactly two separate passes."""
+    torch.manual_seed(0)
+    context = model_type == "heatmap_mhcrnn"
+    cfg = tiny_cfg(**{"model.model_type": model_type, "model.do_context": str(context).lower(), "training.imgaug": "none",
+                      "model.losses_to_use": "[temporal,pca_singleview]", "data.columns_for_singleview_pca": "[0,1]"})
+    model = PoseModel(cfg, num_keypoints=2).eval()
+    model.use_unsupervised_losses({"singleview": _line_pca()})
+    model.log = lambda *a, **k: None
+    model.unsupervised_importance = lambda: 1.0
+    labeled = {"image": torch.rand(3, *((5,) if context else ()), 3, 64, 96), "keypoints": torch.rand(3, 2, 2) * 50, "orig_hw": torch.full((3, 2), 64.0)}
+    clips = {"frames": torch.randint(0, 256, (2, 8, 3, 64, 96), dtype=torch.uint8), "orig_hw": torch.tensor([[64.0, 96.0], [128.0, 192.0]])}
+    seen = []
+    unsupervised = model._unsupervised
+    model._unsupervised = lambda features, orig_hw: seen.append(features) or unsupervised(features, orig_hw)
+    with torch.no_grad():
+        together = model.training_step({"labeled": labeled, "unlabeled": clips}, 0)
+        supervised = model._supervised(labeled, "train", augment=False)[0]
+        alone = model.features(clips["frames"].float() / 255)
+    torch.testing.assert_close(seen[0], alone, rtol=1e-4, atol=1e-5)  # each clip frame's own features
+    torch.testing.assert_close(together, supervised + unsupervised(alone, clips["orig_hw"]), rtol=1e-4, atol=1e-5)

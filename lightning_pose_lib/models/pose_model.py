@@ -136,13 +136,19 @@ class PoseModel(pl.LightningModule):
         return out if len(rows) == count else {key: value[:count] for key, value in out.items()}
 
     # ----- training --------------------------------------------------------------------------
-    def _supervised(self, batch: dict, stage: str, augment: bool) -> tuple[torch.Tensor, dict]:
+    def _labeled_inputs(self, batch: dict, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         images, keypoints = batch["image"], batch["keypoints"]
         if images.dtype == torch.uint8:  # labeled frames travel as uint8
             images = images.float().div_(255.0)
         if augment:
             images, keypoints = self.augment(images, keypoints)
-        out = self(images)
+        return images, keypoints
+
+    def _supervised(self, batch: dict, stage: str, augment: bool) -> tuple[torch.Tensor, dict]:
+        images, keypoints = self._labeled_inputs(batch, augment)
+        return self._supervised_loss(self(images), keypoints, stage)
+
+    def _supervised_loss(self, out: dict, keypoints: torch.Tensor, stage: str) -> tuple[torch.Tensor, dict]:
         if self.model_type == "regression":
             size = keypoints.new_tensor([self.input_hw[1], self.input_hw[0]])
             out["target_normalized_keypoints"] = (keypoints + 0.5) / size
@@ -155,7 +161,7 @@ class PoseModel(pl.LightningModule):
                 loss = (loss + context_loss) / 2
         # Validation values are averaged over the devices of a multi-device run (sync_dist): every
         # rank then agrees on the best epoch. (Training values are logged by rank 0 alone.)
-        self.log(f"{stage}_{self.supervised_loss.name}_loss", loss, batch_size=len(images), prog_bar=stage == "val", sync_dist=stage == "val")
+        self.log(f"{stage}_{self.supervised_loss.name}_loss", loss, batch_size=len(keypoints), prog_bar=stage == "val", sync_dist=stage == "val")
         return loss, {**out, "target_keypoints": keypoints}
 
     def unsupervised_importance(self) -> float:
@@ -167,22 +173,22 @@ class PoseModel(pl.LightningModule):
             return 0.0
         return min(a["init_val"] + (self.current_epoch - a["freeze_until_epoch"]) * a["increase_factor"], a["final_val"])
 
-    def _unsupervised(self, clips: dict) -> torch.Tensor:
-        frames = clips["frames"].float().div_(255.0)  # (C, T, 3, H, W)
-        outs = [self.forward_sequence(clip) for clip in frames]
+    def _unsupervised(self, features: torch.Tensor, orig_hw: torch.Tensor) -> torch.Tensor:
+        """The unsupervised losses on the backbone features (C, T, ...) of C clips of T frames."""
+        outs = [self.sequence_heads(clip, [len(clip)]) for clip in features]
         importance = self.unsupervised_importance()
         heads = ("static_", "context_") if self.is_context else ("",)
-        total = frames.new_zeros(())
+        total = features.new_zeros((), dtype=torch.float32)
         for name, loss_fn in self.unsupervised.items():
             values = []
             for prefix in heads:
-                keypoints = torch.stack([rescale_points(o[f"{prefix}keypoints"], self.input_hw, hw) for o, hw in zip(outs, clips["orig_hw"])])
+                keypoints = torch.stack([rescale_points(o[f"{prefix}keypoints"], self.input_hw, hw) for o, hw in zip(outs, orig_hw)])
                 likelihood = torch.stack([o[f"{prefix}likelihood"] for o in outs])
                 values.append(loss_fn({"keypoints": keypoints, "likelihood": likelihood}))
             value = torch.stack(values).mean()
             weight = weight_from_log_weight(self.cfg["losses"][name]["log_weight"])
-            self.log(f"train_{name}_loss", value, batch_size=len(frames))
-            self.log(f"train_{name}_loss_weighted", importance * weight * value, batch_size=len(frames))
+            self.log(f"train_{name}_loss", value, batch_size=len(features))
+            self.log(f"train_{name}_loss_weighted", importance * weight * value, batch_size=len(features))
             total = total + importance * weight * value
         return total
 
@@ -194,10 +200,24 @@ class PoseModel(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         labeled = batch["labeled"] if "labeled" in batch else batch
-        loss, _ = self._supervised(labeled, "train", augment=True)
-        if "unlabeled" in batch and len(self.unsupervised):
-            loss = loss + self._unsupervised(batch["unlabeled"])
-        self.log("train_total_loss", loss, batch_size=len(labeled["image"]))
+        images, keypoints = self._labeled_inputs(labeled, augment=True)
+        clips = batch["unlabeled"] if "unlabeled" in batch and len(self.unsupervised) else None
+        if clips is None:
+            features = self.features(images)
+        else:
+            # One backbone pass over the labeled frames and the unlabeled clips together (as
+            # FixMatch does; batch norm sees both): the step is bound by the CPU queuing kernels,
+            # and a second pass queued the backbone's kernels twice (benchmarks/train_step.py).
+            frames = clips["frames"].float().div_(255.0)  # (C, T, 3, H, W)
+            lead = images.shape[:-3]
+            both = self.features(torch.cat([images.flatten(0, -4), frames.flatten(0, 1)]))
+            split = lead.numel()
+            features = both[:split].view(*lead, *both.shape[1:])
+            clip_features = both[split:].view(*frames.shape[:2], *both.shape[1:])
+        loss, _ = self._supervised_loss(self.heads(features), keypoints, "train")
+        if clips is not None:
+            loss = loss + self._unsupervised(clip_features, clips["orig_hw"])
+        self.log("train_total_loss", loss, batch_size=len(keypoints))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

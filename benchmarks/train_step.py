@@ -2,7 +2,7 @@
 """Where a semi-supervised training step spends its time, one variant against another, in one run.
 
     python benchmarks/train_step.py --data DATASET_DIR --out OUT [--backbone resnet50] [--size 256]
-        [--batch 16] [--clip 16] [--steps 30]
+        [--batch 16] [--clip 16] [--steps 30] [--compile]
 
 A plain loop of training steps (bf16 on a GPU) in these variants:
 - ``with loading``: the real loaders (labeled batches, unlabeled clips), settings as train();
@@ -13,7 +13,8 @@ A plain loop of training steps (bf16 on a GPU) in these variants:
   fills every new tensor's memory first (train() turns that off);
 - ``cudnn.benchmark``: the step without the deterministic settings;
 - ``no augmentation``, ``supervised only``, ``backbone only`` (forward and backward of the
-  backbone on the labeled batch): what the step's parts cost.
+  backbone on the labeled batch): what the step's parts cost;
+- with ``--compile``, ``compiled backbone``: the synthetic step with ``torch.compile`` on the backbone.
 For each: steps/s, CPU milliseconds per step (until the step's work is queued) and the GPU busy
 fraction (kernel time over wall time): with CPU ms near the wall time and the GPU busy well below 1,
 the step is bound by the CPU queuing work, and halving the batch per GPU (DDP) gains nothing.
@@ -81,6 +82,7 @@ def main():
     parser.add_argument("--batch", type=int, default=16, help="labeled frames per step")
     parser.add_argument("--clip", type=int, default=16, help="unlabeled frames per step")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--compile", action="store_true", help="last, the synthetic step with the backbone compiled (torch.compile)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # as Lightning sets it for deterministic runs
@@ -129,6 +131,15 @@ def main():
             for _ in range(5):
                 step(next(stream))
             sync()
+        if args.compile:  # last: compiling changes the model for good, and may fail
+            deterministic(True)
+            model.backbone.compile()
+            try:
+                results["variants"]["compiled backbone"] = figures = measure(lambda: step(batch0), args.steps)
+                print(f"{'compiled backbone':18s} " + "  ".join(f"{k} {v:8.2f}" for k, v in figures.items()), flush=True)
+            except Exception as err:
+                results["compile_error"] = f"{type(err).__name__}: {err}"[:500]
+                print(results["compile_error"], flush=True)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=70)
     (args.out / "train_step_profile.txt").write_text(table)
     print("\n".join(table.splitlines()[:25]))

@@ -28,7 +28,7 @@ from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.unlabeled import pipeline_seeds
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
 from lightning_pose_lib.predict import load_model, predict_video
-from lightning_pose_lib.train import ShardedRandomSampler, _devices, _strategy, _train_loader, unlabeled_seed
+from lightning_pose_lib.train import ShardedRandomSampler, _devices, _strategy, _train_loader, num_workers, unlabeled_seed
 
 EPOCHS = 3
 DDP = {
@@ -190,3 +190,12 @@ def test_num_gpus_means_cpu_processes_only_with_an_explicit_cpu_accelerator():
     strategy = _strategy(2)
     assert isinstance(strategy, DDPStrategy) and strategy._start_method == "popen"
     assert isinstance(strategy.cluster_environment, LightningEnvironment)
+
+
+def test_labeled_batches_are_put_together_in_a_worker_on_gpus_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert num_workers({"num_workers": None, "accelerator": "auto"}) == 1
+    assert num_workers({"num_workers": None, "accelerator": "cpu"}) == 0
+    assert num_workers({"num_workers": 3, "accelerator": "auto"}) == 3
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert num_workers({"num_workers": None, "accelerator": "gpu"}) == 0

@@ -24,7 +24,7 @@ from torch import nn
 
 AFFINE_P, MAX_DEGREES, SCALE, TRANSLATE = 0.4, 25.0, (0.85, 1.15), 0.05  # translate: fraction of the size
 BLUR_P, BLUR_KERNEL, BLUR_MAX_ANGLE, BLUR_MAX_DIRECTION = 0.5, 5, 90.0, 0.5
-COLOR_P, BRIGHTNESS, CONTRAST = 0.5, 0.25, 0.25
+COLOR_P, BRIGHTNESS, CONTRAST = 0.5, 0.25, 0.25  # factors in [0.75, 1.25]
 NOISE_P, NOISE_STD = 0.3, 0.03
 ERASE_P, ERASE_AREA, ERASE_RATIO = 0.3, (0.005, 0.02), (0.5, 2.0)  # area: fraction of the image; ratio: width / height
 
@@ -64,10 +64,13 @@ class Augmentation(nn.Module):
         kernels = get_motion_kernel2d(BLUR_KERNEL, per_frame(spread(u["blur_angle"], BLUR_MAX_ANGLE)), per_frame(spread(u["blur_direction"], BLUR_MAX_DIRECTION)), mode="bilinear")
         x = torch.where(chosen("blur", BLUR_P), filter2d(x, kernels, border_type="reflect"), x)
 
-        shift = per_frame(spread(u["brightness"], BRIGHTNESS)).view(-1, 1, 1, 1)
-        factor = per_frame(1 + spread(u["contrast"], CONTRAST)).view(-1, 1, 1, 1)
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)  # contrast about each image's mean grey
-        x = torch.where(chosen("color", COLOR_P), ((x - mean) * factor + mean + shift).clamp(0.0, 1.0), x)
+        # Brightness and contrast as torchvision (and kornia's ColorJitter) define them: brightness
+        # multiplies, contrast scales about the image's mean grey.
+        brightness = per_frame(1 + spread(u["brightness"], BRIGHTNESS)).view(-1, 1, 1, 1)
+        contrast = per_frame(1 + spread(u["contrast"], CONTRAST)).view(-1, 1, 1, 1)
+        brighter = (x * brightness).clamp(0.0, 1.0)
+        grey = brighter.mean(dim=(1, 2, 3), keepdim=True)
+        x = torch.where(chosen("color", COLOR_P), ((brighter - grey) * contrast + grey).clamp(0.0, 1.0), x)
 
         x = torch.where(chosen("noise", NOISE_P), x + NOISE_STD * torch.randn_like(x), x)  # new noise for each frame
         x = torch.where(chosen("erase", ERASE_P) & per_frame(erase_masks(u, h, w)), 0.0, x)

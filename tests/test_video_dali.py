@@ -142,11 +142,12 @@ def test_dali_unlabeled_clips_are_consecutive_frames(small_h264, tmp_path):
     assert iter(source) is iter(source)
     # runs of 5 clips (all a 45-frame video holds); the same seed draws the same clips, another seed others
     assert source.run == 5
-    again = iter(DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=1))
-    other = iter(DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=2))
-    first, second, third = ([next(stream)["frames"] for _ in range(6)] for stream in (iter(DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=1)), again, other))
+    streams = [iter(DaliUnlabeledClips(videos, length=8, size_hw=(32, 48), seed=seed)) for seed in (1, 1, 2)]
+    first, second, third = ([next(stream)["frames"] for _ in range(6)] for stream in streams)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert not all(torch.equal(a, c) for a, c in zip(first, third))
+    with pytest.raises(InputError, match="need unlabeled videos"):  # not an IndexError
+        DaliUnlabeledClips([], length=8, size_hw=(32, 48), seed=1)
 
 
 def test_dali_stream_decodes_many_videos_in_one_pass(small_h264, tmp_path):

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import InputError
-from ..video import open_video, probe_video
+from ..video import VideoInfo, open_video, probe_video
 from .transforms import to_model_uint8
 
 
@@ -24,13 +24,8 @@ class UnlabeledClips(IterableDataset):
     (index into ``videos``) and ``orig_hw`` (height, width of the video)."""
 
     def __init__(self, videos: Sequence[str | os.PathLike], length: int, size_hw: tuple[int, int], seed: int, backend: str = "auto"):
-        if not videos:
-            raise InputError(None, "the unsupervised losses need unlabeled videos, but data.video_dir has none")
         self.videos = [os.fspath(v) for v in videos]
-        self.infos = [probe_video(v) for v in self.videos]
-        short = [i.path for i in self.infos if i.num_frames < length]
-        if len(short) == len(self.infos):
-            raise InputError(short[0], f"every unlabeled video is shorter than a clip ({length} frames); lower dali.base.train.sequence_length")
+        self.infos = probe_clip_sources(self.videos, length)
         self.length, self.size_hw, self.seed, self.backend = length, tuple(size_hw), seed, backend
         self.passes = 0  # iterations started in this process: each epoch draws new clips
 
@@ -60,6 +55,17 @@ class UnlabeledClips(IterableDataset):
         finally:
             for reader in readers.values():
                 reader.close()
+
+
+def probe_clip_sources(videos: Sequence[str | os.PathLike], length: int) -> list[VideoInfo]:
+    """The :class:`VideoInfo` of each unlabeled video; InputError when there are none, or when
+    none holds a clip of ``length`` frames."""
+    if not videos:
+        raise InputError(None, "the unsupervised losses need unlabeled videos, but data.video_dir has none")
+    infos = [probe_video(v) for v in videos]
+    if all(i.num_frames < length for i in infos):
+        raise InputError(infos[0].path, f"every unlabeled video is shorter than a clip ({length} frames); lower dali.base.train.sequence_length")
+    return infos
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -98,10 +104,8 @@ class DaliUnlabeledClips:
                  pipelines: int = CLIP_PIPELINES, run_frames: int = RUN_FRAMES, shuffle: int = SHUFFLE_CLIPS):
         from ..video.dali_backend import DaliClips
 
-        infos = [probe_video(v) for v in videos]
+        infos = probe_clip_sources(videos, length)
         usable = [i for i in infos if i.num_frames >= length]
-        if not usable:
-            raise InputError(infos[0].path, f"every unlabeled video is shorter than a clip ({length} frames); lower dali.base.train.sequence_length")
         frame_bytes = max(i.height * i.width * 3 for i in infos)
         frames = min(run_frames, RUN_BYTES // frame_bytes, min(i.num_frames for i in usable))
         self.run = max(1, frames // length)  # clips per run

@@ -33,9 +33,8 @@ class TemporalLoss(nn.Module):
     def forward(self, out: dict) -> torch.Tensor:
         points, likelihood = out["keypoints"].float(), out["likelihood"].float()
         jumps = torch.linalg.norm(points[:, 1:] - points[:, :-1], dim=-1)  # (C, T-1, K)
-        eps = self.epsilon
         confident = (likelihood[:, 1:] >= self.prob_threshold) & (likelihood[:, :-1] >= self.prob_threshold)
-        return (torch.relu(jumps - eps) * confident).mean()
+        return (torch.relu(jumps - self.epsilon) * confident).mean()
 
 
 class _PCALoss(nn.Module):

@@ -196,15 +196,20 @@ def training_rates(cfg, steps=30):
             syncs = [w for w in caught if "synchroniz" in str(w.message)]
             out[f"syncs_per_step_{name}"] = len(syncs) / 5
             out[f"sync_sites_{name}"] = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})[:12]
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(10):
-                step(batch0)
-            sync()
-        kernel_seconds = sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / 10
-        out["gpu_busy_synthetic"] = kernel_seconds * out["synthetic"]
+        out["gpu_busy_synthetic"] = gpu_busy(lambda: step(batch0), 1 / out["synthetic"])
     return out
+
+
+def gpu_busy(run, seconds_per_call: float, calls: int = 10) -> float:
+    """The fraction of ``seconds_per_call`` (wall time of one ``run()``, measured unprofiled) that
+    the GPU spends in kernels, from the PyTorch profiler over ``calls`` calls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            run()
+        sync()
+    return sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / calls / seconds_per_call
 
 
 def versions():

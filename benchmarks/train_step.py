@@ -33,7 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from throughput import sync, training_setup, versions  # noqa: E402
+from throughput import gpu_busy, sync, training_setup, versions  # noqa: E402
 
 from lightning_pose_lib.config import load_config  # noqa: E402
 from lightning_pose_lib.io import write_text_atomic  # noqa: E402
@@ -63,13 +63,7 @@ def measure(step, steps: int) -> dict:
     wall = (time.perf_counter() - start) / steps
     out = {"steps_per_s": 1 / wall, "cpu_ms_per_step": 1000 * cpu / steps, "wall_ms_per_step": 1000 * wall}
     if torch.cuda.is_available():
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(5):
-                step()
-            sync()
-        out["gpu_busy"] = sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / 5 / wall
+        out["gpu_busy"] = gpu_busy(step, wall, calls=5)
     return out
 
 

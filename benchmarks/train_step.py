@@ -11,13 +11,17 @@ A plain loop of training steps (bf16 on a GPU) in these variants:
   deterministic, no autotuning, deterministic algorithms; new tensors' memory not filled);
 - ``filling new memory``: the same with PyTorch's default under deterministic algorithms, which
   fills every new tensor's memory first (train() turns that off);
-- ``cudnn.benchmark``: the step without the deterministic settings;
+- ``no CUDA graphs``: the backbone run eagerly (``training.cuda_graphs: false``); every other
+  variant replays the graphs captured for the real batches' shape where it fits (the rest cannot:
+  another shape, or cuDNN's autotuned kernels);
+- ``cudnn.benchmark``: the step without the deterministic settings (eager);
 - ``no augmentation``, ``supervised only``, ``backbone only`` (forward and backward of the
   backbone on the labeled batch): what the step's parts cost;
 - with ``--compile``, ``compiled backbone``: the synthetic step with ``torch.compile`` on the backbone.
 For each: steps/s, CPU milliseconds per step (until the step's work is queued) and the GPU busy
 fraction (kernel time over wall time): with CPU ms near the wall time and the GPU busy well below 1,
 the step is bound by the CPU queuing work, and halving the batch per GPU (DDP) gains nothing.
+Peak GPU memory of the whole run in OUT/train_step.json.
 Also the PyTorch profiler's top operations by CPU time for the ``with loading`` step
 (OUT/train_step_profile.txt), and all figures in OUT/train_step.json.
 """
@@ -101,22 +105,25 @@ def main():
             loss.backward()
 
         augment = model.augment.name
-        variants = {  # name: (deterministic, fill new tensors' memory, augmentation, step)
-            "with loading": (True, False, augment, lambda: step(next(stream))),
-            "as train()": (True, False, augment, lambda: step(batch0)),
-            "filling new memory": (True, True, augment, lambda: step(batch0)),
-            "cudnn.benchmark": (False, False, augment, lambda: step(batch0)),
-            "no augmentation": (True, False, "none", lambda: step(batch0)),
-            "supervised only": (True, False, augment, lambda: step(supervised)),
-            "backbone only": (True, False, augment, backbone_only),
+        variants = {  # name: (deterministic, fill new tensors' memory, augmentation, CUDA graphs, step)
+            "with loading": (True, False, augment, True, lambda: step(next(stream))),
+            "as train()": (True, False, augment, True, lambda: step(batch0)),
+            "no CUDA graphs": (True, False, augment, False, lambda: step(batch0)),
+            "filling new memory": (True, True, augment, True, lambda: step(batch0)),
+            "cudnn.benchmark": (False, False, augment, False, lambda: step(batch0)),
+            "no augmentation": (True, False, "none", True, lambda: step(batch0)),
+            "supervised only": (True, False, augment, False, lambda: step(supervised)),
+            "backbone only": (True, False, augment, False, backbone_only),
         }
-        for name, (determined, fill, augmentation, run) in variants.items():
+        for name, (determined, fill, augmentation, graphs, run) in variants.items():
             deterministic(determined, fill)
             model.augment.name = augmentation
+            model.cfg["training"]["cuda_graphs"] = graphs
             figures = measure(run, args.steps)
             results["variants"][name] = figures
             print(f"{name:18s} " + "  ".join(f"{k} {v:8.2f}" for k, v in figures.items()), flush=True)
         deterministic(True)
+        model.cfg["training"]["cuda_graphs"] = True
         model.augment.name = augment
         from torch.profiler import ProfilerActivity, profile
 
@@ -127,6 +134,7 @@ def main():
             sync()
         if args.compile:  # last: compiling changes the model for good, and may fail
             deterministic(True)
+            model.cfg["training"]["cuda_graphs"] = False
             model.backbone.compile()
             try:
                 results["variants"]["compiled backbone"] = figures = measure(lambda: step(batch0), args.steps)
@@ -134,6 +142,9 @@ def main():
             except Exception as err:
                 results["compile_error"] = f"{type(err).__name__}: {err}"[:500]
                 print(results["compile_error"], flush=True)
+    if on_gpu:
+        results["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        print(f"peak GPU memory {results['peak_gpu_memory_gb']:.2f} GB")
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=70)
     (args.out / "train_step_profile.txt").write_text(table)
     print("\n".join(table.splitlines()[:25]))

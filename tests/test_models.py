@@ -133,6 +133,7 @@ def test_pose_model_forward_and_training_step(model_type):
     assert torch.isfinite(loss)
     loss.backward()
     assert model.head.parameters().__next__().grad is not None
+    assert model.backbone_graph is None  # CUDA graphs only on GPUs
 
 
 def test_schedules():

@@ -24,6 +24,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_points
 from ..errors import InputError
 from ..losses import build_loss, weight_from_log_weight
 from .backbones import create_backbone
+from .cuda_graphs import TrainingGraph
 from .heads import ContextHead, HeatmapHead, RegressionHead
 
 HEATMAP_STRIDE = 4
@@ -55,6 +56,7 @@ class PoseModel(pl.LightningModule):
         self.unsupervised = nn.ModuleDict()  # filled by use_unsupervised_losses() for training
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.backbone_graph: TrainingGraph | None = None  # see _backbone
 
     def use_unsupervised_losses(self, pcas: dict) -> None:
         """Build the losses of ``model.losses_to_use``; ``pcas`` are the fitted Pose PCAs by kind."""
@@ -73,8 +75,18 @@ class PoseModel(pl.LightningModule):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features of any leading shape (..., 3, H, W) -> (..., C, H/32, W/32)."""
         lead = images.shape[:-3]
-        out = self.backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
+        out = self._backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
         return out.view(*lead, *out.shape[1:])
+
+    def _backbone(self, x: torch.Tensor) -> torch.Tensor:
+        # Training on a GPU replays the backbone as CUDA graphs (training.cuda_graphs), captured
+        # at the first step for that step's shape; other shapes, evaluation and CPUs run eagerly.
+        if self.training and torch.is_grad_enabled() and x.is_cuda and self.cfg["training"]["cuda_graphs"]:
+            if self.backbone_graph is None:
+                self.backbone_graph = TrainingGraph(self.backbone, x)
+            if self.backbone_graph.fits(x):
+                return self.backbone_graph(x)
+        return self.backbone(x)
 
     def _keypoints(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         heatmaps = spatial_softmax(logits)

@@ -8,9 +8,10 @@ The "dlc" pipeline is in the spirit of DeepLabCut's default imgaug pipeline, whi
 Lightning Pose uses: each transform is applied to a random subset of the batch. All random numbers
 of a batch are drawn in one call on the images' device, and every transform runs on the whole
 batch, keeping the untouched samples as they were; nothing depends on a value read back from the
-GPU. (kornia's ``AugmentationSequential`` read values back several times a batch, and each read
-made the CPU wait for all queued GPU work, so loading the next batch could not overlap with the
-step before it.)
+GPU and no tensor is made from host data, so the whole training step can be captured as a CUDA
+graph (:mod:`lightning_pose_lib.models.cuda_graphs`). (kornia's ``AugmentationSequential`` read
+values back several times a batch, and each read made the CPU wait for all queued GPU work, so
+loading the next batch could not overlap with the step before it.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import filter2d, get_motion_kernel2d
+from kornia.filters import filter2d
 from torch import nn
 
 AFFINE_P, MAX_DEGREES, SCALE, TRANSLATE = 0.4, 25.0, (0.85, 1.15), 0.05  # translate: fraction of the size
@@ -61,7 +62,7 @@ class Augmentation(nn.Module):
         x = torch.where(chosen("affine", AFFINE_P), warp(x, per_frame(affine)), x)
         points = torch.einsum("bij,bkj->bki", affine[:, :2, :2], keypoints) + affine[:, None, :2, 2]
 
-        kernels = get_motion_kernel2d(BLUR_KERNEL, per_frame(spread(u["blur_angle"], BLUR_MAX_ANGLE)), per_frame(spread(u["blur_direction"], BLUR_MAX_DIRECTION)), mode="bilinear")
+        kernels = motion_kernels(BLUR_KERNEL, per_frame(spread(u["blur_angle"], BLUR_MAX_ANGLE)), per_frame(spread(u["blur_direction"], BLUR_MAX_DIRECTION)))
         x = torch.where(chosen("blur", BLUR_P), filter2d(x, kernels, border_type="reflect"), x)
 
         # Brightness and contrast as torchvision (and kornia's ColorJitter) define them: brightness
@@ -105,14 +106,41 @@ def affine_matrices(u: dict, h: int, w: int) -> torch.Tensor:
 def warp(images: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     """Images (N, C, H, W) moved by the pixel maps ``forward`` (N, 3, 3): bilinear, zeros outside."""
     n, c, h, w = images.shape
-    # grid_sample reads, for each output pixel, the input at normalised coordinates (pixel edges
-    # at -1 and 1, align_corners=False): theta = to_norm @ forward^-1 @ to_norm^-1. Inverted in
-    # closed form: torch.linalg.inv checks its result on the host, a GPU stall.
-    to_norm = torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]], dtype=forward.dtype)
-    from_norm = torch.tensor([[w / 2.0, 0.0, (w - 1) / 2.0], [0.0, h / 2.0, (h - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=forward.dtype)
-    theta = to_norm.to(forward.device, non_blocking=True) @ invert_affine(forward) @ from_norm.to(forward.device, non_blocking=True)
-    grid = F.affine_grid(theta[:, :2].to(images.dtype), [n, c, h, w], align_corners=False)
+    # grid_sample reads, for each output pixel, the input at normalised coordinates (pixel edges at
+    # -1 and 1, align_corners=False: pixel = scale * normalised + centre), so theta is
+    # forward^-1 conjugated by that map, written out with the sizes as numbers (no host tensors).
+    # Inverted in closed form: torch.linalg.inv checks its result on the host, a GPU stall.
+    m = invert_affine(forward)
+    scale, centre = (w / 2.0, h / 2.0), ((w - 1) / 2.0, (h - 1) / 2.0)
+    theta = torch.stack([
+        torch.stack([
+            m[:, i, 0] * (scale[0] / scale[i]),
+            m[:, i, 1] * (scale[1] / scale[i]),
+            (m[:, i, 0] * centre[0] + m[:, i, 1] * centre[1] + m[:, i, 2] - centre[i]) / scale[i],
+        ], -1)
+        for i in range(2)
+    ], 1)
+    grid = F.affine_grid(theta.to(images.dtype), [n, c, h, w], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def motion_kernels(size: int, angle: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """(N, size, size) motion-blur kernels, as ``kornia.filters.get_motion_kernel2d(mode="bilinear")``
+    makes them: a line through the centre weighted linearly by ``direction`` in [-1, 1] (0: evenly),
+    rotated counterclockwise by ``angle`` degrees (bilinear, zeros outside), normalised to sum 1.
+    Made on the device alone (kornia's rotation builds its matrices from host tensors)."""
+    weight = (direction.clamp(-1.0, 1.0) + 1.0) / 2.0
+    steps = torch.arange(size, device=angle.device, dtype=angle.dtype)
+    line = weight[:, None] + ((1 - 2 * weight) / (size - 1))[:, None] * steps  # (N, size)
+    kernel = F.pad(line[:, None, None, :], [0, 0, size // 2, size // 2])  # (N, 1, size, size)
+    # With align_corners=True the square kernel's normalised coordinates are its pixel offsets from
+    # the centre over a common scale, so the rotation needs no rescaling.
+    radians = torch.deg2rad(angle)
+    cos, sin, zeros = torch.cos(radians), torch.sin(radians), torch.zeros_like(radians)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], -1), torch.stack([sin, cos, zeros], -1)], 1)
+    grid = F.affine_grid(theta, list(kernel.shape), align_corners=True)
+    kernel = F.grid_sample(kernel, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
+    return kernel / kernel.sum(dim=(1, 2), keepdim=True)
 
 
 def invert_affine(m: torch.Tensor) -> torch.Tensor:

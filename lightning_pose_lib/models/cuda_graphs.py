@@ -1,77 +1,93 @@
-"""A module's training forward and backward captured as CUDA graphs and replayed.
+"""A training computation and its backward captured as CUDA graphs and replayed.
 
 The training step is bound by the CPU queuing kernels, not by the GPU (benchmarks/train_step.py:
-the GPU idles over half of each step, and the backbone's forward and backward are most of the
-CPU's work). Replayed graphs queue the backbone's hundreds of kernels with two launches, so the
-CPU runs ahead of the GPU and halving the batch per GPU (DDP) shortens the step.
+the GPU idled over half of each step). Replayed graphs queue a step's hundreds of kernels with two
+launches, so the CPU runs ahead of the GPU, and halving the batch per GPU (DDP) shortens the step.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 import torch
-from torch import nn
 
 
 class TrainingGraph:
-    """``module``'s forward and the backward to its parameters for inputs of ``sample``'s shape,
-    dtype and device, each captured once as a CUDA graph, in the autocast settings active at
-    capture. ``graph(x)`` replays them for such inputs (differentiable, as ``module(x)``); use
-    :meth:`fits` to check first and call the module itself otherwise.
+    """``fn(*inputs) -> {name: tensor}`` and the backward from its outputs that require gradients
+    to ``params``, each captured once as a CUDA graph for inputs of the shapes, dtypes and device of
+    ``inputs``, in the autocast settings active at capture. ``graph(*inputs)`` replays them for such
+    inputs and is differentiable as ``fn`` is; check :meth:`fits` first and call ``fn`` otherwise.
 
-    The module's parameters and buffers must stay where they are (no ``.to()`` after capture);
-    batch-norm statistics are updated by each replay, as by an eager step, but not by the capture.
-    Each call's activations and gradients live in the graph's own memory, overwritten by the next
-    call: one call per backward, and no gradient accumulation over several steps.
+    What the graphs read and write stays at the addresses of capture: parameters and buffers must
+    not be moved or replaced afterwards (in-place updates, as optimisers make, are what they read).
+    ``state`` (e.g. batch-norm statistics) is restored after the warm-up runs, so they do not count
+    as steps; each replay updates it as an eager step would. Random numbers drawn in ``fn`` come
+    fresh at each replay. Outputs and gradients live in the graphs' memory, overwritten by the next
+    call: one call per backward, and no gradient accumulation over several calls.
     """
 
-    def __init__(self, module: nn.Module, sample: torch.Tensor):
-        self.module = module
-        self.params = tuple(p for p in module.parameters() if p.requires_grad)
-        self.input = sample.detach().clone()
-        device = sample.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-        # No weight-cast cache: cached casts made during the capture would be freed after it.
-        amp = torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False)
-        statistics = [b.clone() for b in module.buffers()]
-        side = torch.cuda.Stream(sample.device)  # warm-up outside the capture: cuDNN's plans, allocations
-        side.wait_stream(torch.cuda.current_stream(sample.device))
+    def __init__(self, fn: Callable[..., dict], inputs: Iterable[torch.Tensor], params: Iterable[torch.Tensor], state: Iterable[torch.Tensor] = ()):
+        self.params = tuple(p for p in params if p.requires_grad)
+        self.inputs = tuple(x.detach().clone() for x in inputs)
+        device = self.inputs[0].device
+        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        # No weight-cast cache: casts cached during the capture would be freed after it.
+        amp = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False)
+        state = list(state)
+        saved = [t.clone() for t in state]
+
+        def backward(outputs: tuple, grad_outputs: list) -> tuple:
+            differentiable = [o for o in outputs if o.requires_grad]
+            return torch.autograd.grad(differentiable, self.params, grad_outputs, allow_unused=True)
+
+        side = torch.cuda.Stream(device)  # warm-up outside the capture: cuDNN's plans, allocations
+        side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(2):
                 with amp:
-                    out = module(self.input)
-                torch.autograd.grad(out, self.params, torch.ones_like(out))
-        torch.cuda.current_stream(sample.device).wait_stream(side)
-        with torch.no_grad():  # the warm-up must not count as training steps
-            for buffer, saved in zip(module.buffers(), statistics):
-                buffer.copy_(saved)
-        # thread_local: the data loaders' threads (DALI, pinning) may keep using the GPU meanwhile.
+                    outputs = tuple(fn(*self.inputs).values())
+                backward(outputs, [torch.ones_like(o) for o in outputs if o.requires_grad])
+        torch.cuda.current_stream(device).wait_stream(side)
+        with torch.no_grad():
+            for tensor, value in zip(state, saved):
+                tensor.copy_(value)
+        # thread_local: the data loaders' threads (DALI, pinning) may use the GPU meanwhile.
         self.forward_graph, self.backward_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.forward_graph, capture_error_mode="thread_local"):
             with amp:
-                self.output = module(self.input)
-        self.grad_output = torch.empty_like(self.output)
+                named = fn(*self.inputs)
+        self.names, self.outputs = list(named), tuple(named.values())
+        self.differentiable = [i for i, o in enumerate(self.outputs) if o.requires_grad]
+        self.grad_outputs = [torch.empty_like(self.outputs[i]) for i in self.differentiable]
         with torch.cuda.graph(self.backward_graph, pool=self.forward_graph.pool(), capture_error_mode="thread_local"):
-            self.grads = torch.autograd.grad(self.output, self.params, self.grad_output)
+            self.grads = backward(self.outputs, self.grad_outputs)
 
-    def fits(self, x: torch.Tensor) -> bool:
-        return x.shape == self.input.shape and x.dtype == self.input.dtype and x.device == self.input.device
+    def fits(self, inputs: Iterable[torch.Tensor]) -> bool:
+        inputs = tuple(inputs)
+        return len(inputs) == len(self.inputs) and all(
+            x.shape == y.shape and x.dtype == y.dtype and x.device == y.device for x, y in zip(inputs, self.inputs)
+        )
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _Replay.apply(self, x, *self.params)
+    def __call__(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, _Replay.apply(self, *inputs, *self.params)))
 
 
 class _Replay(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, graph: TrainingGraph, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, graph: TrainingGraph, *args: torch.Tensor):
         ctx.graph = graph
-        graph.input.copy_(x)
+        for static, x in zip(graph.inputs, args):
+            static.copy_(x)
         graph.forward_graph.replay()
-        return graph.output.detach()
+        outputs = tuple(o.detach() for o in graph.outputs)
+        ctx.mark_non_differentiable(*(o for i, o in enumerate(outputs) if i not in graph.differentiable))
+        return outputs
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx, *grads: torch.Tensor):
         graph = ctx.graph
-        graph.grad_output.copy_(grad)
+        for static, i in zip(graph.grad_outputs, graph.differentiable):
+            static.copy_(grads[i])
         graph.backward_graph.replay()
-        return (None, None, *(g.detach() for g in graph.grads))
+        return (None, *(None for _ in graph.inputs), *(g.detach() if g is not None else None for g in graph.grads))

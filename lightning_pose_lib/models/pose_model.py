@@ -12,6 +12,7 @@ clips in original-frame pixels, weighted by ``1 / (2 exp(log_weight))`` and anne
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -56,7 +57,10 @@ class PoseModel(pl.LightningModule):
         self.unsupervised = nn.ModuleDict()  # filled by use_unsupervised_losses() for training
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.backbone_graph: TrainingGraph | None = None  # see _backbone
+        # The annealing factor of the unsupervised losses, set before each step: on the device, so a
+        # captured training step reads the current value.
+        self.register_buffer("importance", torch.zeros(()), persistent=False)
+        self.step_graph: TrainingGraph | bool | None = None  # see training_step
 
     def use_unsupervised_losses(self, pcas: dict) -> None:
         """Build the losses of ``model.losses_to_use``; ``pcas`` are the fitted Pose PCAs by kind."""
@@ -75,18 +79,8 @@ class PoseModel(pl.LightningModule):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features of any leading shape (..., 3, H, W) -> (..., C, H/32, W/32)."""
         lead = images.shape[:-3]
-        out = self._backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
+        out = self.backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
         return out.view(*lead, *out.shape[1:])
-
-    def _backbone(self, x: torch.Tensor) -> torch.Tensor:
-        # Training on a GPU replays the backbone as CUDA graphs (training.cuda_graphs), captured
-        # at the first step for that step's shape; other shapes, evaluation and CPUs run eagerly.
-        if self.training and torch.is_grad_enabled() and x.is_cuda and self.cfg["training"]["cuda_graphs"]:
-            if self.backbone_graph is None:
-                self.backbone_graph = TrainingGraph(self.backbone, x)
-            if self.backbone_graph.fits(x):
-                return self.backbone_graph(x)
-        return self.backbone(x)
 
     def _keypoints(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         heatmaps = spatial_softmax(logits)
@@ -156,25 +150,17 @@ class PoseModel(pl.LightningModule):
             images, keypoints = self.augment(images, keypoints)
         return images, keypoints
 
-    def _supervised(self, batch: dict, stage: str, augment: bool) -> tuple[torch.Tensor, dict]:
-        images, keypoints = self._labeled_inputs(batch, augment)
-        return self._supervised_loss(self(images), keypoints, stage)
-
-    def _supervised_loss(self, out: dict, keypoints: torch.Tensor, stage: str) -> tuple[torch.Tensor, dict]:
+    def _supervised_loss(self, out: dict, keypoints: torch.Tensor) -> torch.Tensor:
         if self.model_type == "regression":
-            size = keypoints.new_tensor([self.input_hw[1], self.input_hw[0]])
-            out["target_normalized_keypoints"] = (keypoints + 0.5) / size
-            loss = self.supervised_loss(out)
-        else:
-            targets = make_heatmaps(rescale_points(keypoints, self.input_hw, self.heatmap_hw), self.heatmap_hw)
-            loss = self.supervised_loss({"heatmaps": out["heatmaps"], "target_heatmaps": targets})
-            if self.is_context:  # both heads learn from the labels, equally
-                context_loss = self.supervised_loss({"heatmaps": out["context_heatmaps"], "target_heatmaps": targets})
-                loss = (loss + context_loss) / 2
-        # Validation values are averaged over the devices of a multi-device run (sync_dist): every
-        # rank then agrees on the best epoch. (Training values are logged by rank 0 alone.)
-        self.log(f"{stage}_{self.supervised_loss.name}_loss", loss, batch_size=len(keypoints), prog_bar=stage == "val", sync_dist=stage == "val")
-        return loss, {**out, "target_keypoints": keypoints}
+            width, height = self.input_hw[1], self.input_hw[0]
+            out["target_normalized_keypoints"] = torch.stack([(keypoints[..., 0] + 0.5) / width, (keypoints[..., 1] + 0.5) / height], -1)
+            return self.supervised_loss(out)
+        targets = make_heatmaps(rescale_points(keypoints, self.input_hw, self.heatmap_hw), self.heatmap_hw)
+        loss = self.supervised_loss({"heatmaps": out["heatmaps"], "target_heatmaps": targets})
+        if self.is_context:  # both heads learn from the labels, equally
+            context_loss = self.supervised_loss({"heatmaps": out["context_heatmaps"], "target_heatmaps": targets})
+            loss = (loss + context_loss) / 2
+        return loss
 
     def unsupervised_importance(self) -> float:
         """Annealing factor of the unsupervised losses at the current epoch (0 until
@@ -185,12 +171,12 @@ class PoseModel(pl.LightningModule):
             return 0.0
         return min(a["init_val"] + (self.current_epoch - a["freeze_until_epoch"]) * a["increase_factor"], a["final_val"])
 
-    def _unsupervised(self, features: torch.Tensor, orig_hw: torch.Tensor) -> torch.Tensor:
-        """The unsupervised losses on the backbone features (C, T, ...) of C clips of T frames."""
+    def _unsupervised(self, features: torch.Tensor, orig_hw: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The unsupervised losses on the backbone features (C, T, ...) of C clips of T frames: each
+        loss, each weighted (``importance`` x weight x loss), and their sum under "total"."""
         outs = [self.sequence_heads(clip, [len(clip)]) for clip in features]
-        importance = self.unsupervised_importance()
         heads = ("static_", "context_") if self.is_context else ("",)
-        total = features.new_zeros((), dtype=torch.float32)
+        losses = {"total": features.new_zeros((), dtype=torch.float32)}
         for name, loss_fn in self.unsupervised.items():
             values = []
             for prefix in heads:
@@ -198,11 +184,10 @@ class PoseModel(pl.LightningModule):
                 likelihood = torch.stack([o[f"{prefix}likelihood"] for o in outs])
                 values.append(loss_fn({"keypoints": keypoints, "likelihood": likelihood}))
             value = torch.stack(values).mean()
-            weight = weight_from_log_weight(self.cfg["losses"][name]["log_weight"])
-            self.log(f"train_{name}_loss", value, batch_size=len(features))
-            self.log(f"train_{name}_loss_weighted", importance * weight * value, batch_size=len(features))
-            total = total + importance * weight * value
-        return total
+            weighted = self.importance * weight_from_log_weight(self.cfg["losses"][name]["log_weight"]) * value
+            losses[f"{name}_loss"], losses[f"{name}_loss_weighted"] = value, weighted
+            losses["total"] = losses["total"] + weighted
+        return losses
 
     def on_train_epoch_start(self) -> None:
         # Once an epoch, not in every step: logging a number copies it to the GPU, and that copy
@@ -210,31 +195,70 @@ class PoseModel(pl.LightningModule):
         if len(self.unsupervised):
             self.log("unsupervised_importance", self.unsupervised_importance(), on_step=False, on_epoch=True)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        labeled = batch["labeled"] if "labeled" in batch else batch
-        images, keypoints = self._labeled_inputs(labeled, augment=True)
-        clips = batch["unlabeled"] if "unlabeled" in batch and len(self.unsupervised) else None
-        if clips is None:
+    def training_losses(self, images: torch.Tensor, keypoints: torch.Tensor, frames: torch.Tensor | None = None,
+                        clips_hw: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One training step's losses from its tensors alone: the labeled ``images`` (uint8 or
+        float) and ``keypoints``, and for the unsupervised losses the uint8 clips ``frames``
+        (C, T, 3, H, W) with their original sizes ``clips_hw`` (C, 2). The total (to minimise) is
+        under "total_loss"; the parts are detached, for logging. No value is read back and no tensor
+        made from host data, so a GPU can capture it as a CUDA graph."""
+        if images.dtype == torch.uint8:  # labeled frames travel as uint8
+            images = images.float().div_(255.0)
+        images, keypoints = self.augment(images, keypoints)
+        if frames is None:
             features = self.features(images)
         else:
             # One backbone pass over the labeled frames and the unlabeled clips together (as
             # FixMatch does; batch norm sees both): the step is bound by the CPU queuing kernels,
             # and a second pass queued the backbone's kernels twice (benchmarks/train_step.py).
-            frames = clips["frames"].float().div_(255.0)  # (C, T, 3, H, W)
             lead = images.shape[:-3]
-            both = self.features(torch.cat([images.flatten(0, -4), frames.flatten(0, 1)]))
+            both = self.features(torch.cat([images.flatten(0, -4), frames.float().div_(255.0).flatten(0, 1)]))
             split = lead.numel()
             features = both[:split].view(*lead, *both.shape[1:])
             clip_features = both[split:].view(*frames.shape[:2], *both.shape[1:])
-        loss, _ = self._supervised_loss(self.heads(features), keypoints, "train")
-        if clips is not None:
-            loss = loss + self._unsupervised(clip_features, clips["orig_hw"])
-        self.log("train_total_loss", loss, batch_size=len(keypoints))
-        return loss
+        supervised = self._supervised_loss(self.heads(features), keypoints)
+        losses = {f"{self.supervised_loss.name}_loss": supervised}
+        total = supervised
+        if frames is not None:
+            unsupervised = self._unsupervised(clip_features, clips_hw)
+            total = total + unsupervised.pop("total")
+            losses.update(unsupervised)
+        return {**{name: value.detach() for name, value in losses.items()}, "total_loss": total}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        labeled = batch["labeled"] if "labeled" in batch else batch
+        inputs = [labeled["image"], labeled["keypoints"]]
+        if "unlabeled" in batch and len(self.unsupervised):
+            inputs += [batch["unlabeled"]["frames"], batch["unlabeled"]["orig_hw"]]
+        self.importance.fill_(self.unsupervised_importance())  # a number as kernel argument: no copy
+        losses = self._graphed_training_losses(inputs)
+        for name, value in losses.items():
+            self.log(f"train_{name}", value, batch_size=len(labeled["keypoints"]))
+        return losses["total_loss"]
+
+    def _graphed_training_losses(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`training_losses`, on a GPU (``training.cuda_graphs``) as CUDA graphs replayed:
+        the step is bound by the CPU queuing its hundreds of kernels, not by the GPU
+        (benchmarks/train_step.py). Captured at the first step, for its shapes; steps of other
+        shapes run eagerly, and so does everything if the capture fails."""
+        if not (inputs[0].is_cuda and torch.is_grad_enabled() and self.cfg["training"]["cuda_graphs"]) or self.step_graph is False:
+            return self.training_losses(*inputs)
+        if self.step_graph is None:
+            try:
+                self.step_graph = TrainingGraph(self.training_losses, inputs, self.parameters(), state=list(self.buffers()))
+            except RuntimeError as err:
+                warnings.warn(f"capturing the training step as a CUDA graph failed, training eagerly: {err}")
+                self.step_graph = False
+                return self.training_losses(*inputs)
+        return self.step_graph(*inputs) if self.step_graph.fits(inputs) else self.training_losses(*inputs)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        loss, out = self._supervised(batch, "val", augment=False)
-        error = self.pixel_error(out["keypoints"], out["target_keypoints"], batch["orig_hw"])
+        out = self(batch["image"].float().div(255.0) if batch["image"].dtype == torch.uint8 else batch["image"])
+        loss = self._supervised_loss(out, batch["keypoints"])
+        # Validation values are averaged over the devices of a multi-device run (sync_dist): every
+        # rank then agrees on the best epoch. (Training values are logged by rank 0 alone.)
+        self.log(f"val_{self.supervised_loss.name}_loss", loss, batch_size=len(batch["keypoints"]), prog_bar=True, sync_dist=True)
+        error = self.pixel_error(out["keypoints"], batch["keypoints"], batch["orig_hw"])
         labeled = ~torch.isnan(error)
         if labeled.any():
             self.log("val_pixel_error", error[labeled].mean(), batch_size=int(labeled.sum()), prog_bar=True, sync_dist=True)

@@ -47,8 +47,8 @@ def test_replayed_steps_equal_eager_steps(autocast):
 
 def _semi_supervised_model(model_type, **overrides):
     context = model_type == "heatmap_mhcrnn"
-    cfg = tiny_cfg(**{"model.model_type": model_type, "model.do_context": str(context).lower(),
-                      "model.losses_to_use": "[temporal,pca_singleview]", "data.columns_for_singleview_pca": "[0,1]", **overrides})
+    semi = {} if model_type == "regression" else {"model.losses_to_use": "[temporal,pca_singleview]", "data.columns_for_singleview_pca": "[0,1]"}
+    cfg = tiny_cfg(**{"model.model_type": model_type, "model.do_context": str(context).lower(), **semi, **overrides})
     model = PoseModel(cfg, num_keypoints=2)
     model.use_unsupervised_losses({"singleview": _line_pca()})
     model.log = lambda *a, **k: None

@@ -304,10 +304,15 @@ def _strategy(devices: int):
     not forks (``ddp_fork``: no CUDA before the fork) or spawned functions (``ddp_spawn``: a pickled
     trainer, and results returned through files). The cluster environment is Lightning's own, so
     that under SLURM (which Lightning would otherwise detect, expecting one SLURM task per device)
-    a one-task job still starts its devices' processes itself. Backend: NCCL on GPUs, gloo on CPU."""
+    a one-task job still starts its devices' processes itself. Backend: NCCL on GPUs, gloo on CPU.
+
+    ``broadcast_buffers=False``: DDP's default copies rank 0's buffers (batch-norm statistics) to
+    every rank before each training step, one more collective and hundreds of small copies a step;
+    training does not read those statistics, and the model copies them once before validation
+    instead (:meth:`PoseModel.on_validation_epoch_start`)."""
     if devices == 1:
         return "auto"
-    return DDPStrategy(start_method="popen", cluster_environment=LightningEnvironment())
+    return DDPStrategy(start_method="popen", cluster_environment=LightningEnvironment(), broadcast_buffers=False)
 
 
 def _end_other_ranks(trainer, wait: bool, timeout: float = 60.0) -> None:

@@ -252,6 +252,14 @@ class PoseModel(pl.LightningModule):
                 return self.training_losses(*inputs)
         return self.step_graph(*inputs) if self.step_graph.fits(inputs) else self.training_losses(*inputs)
 
+    def on_validation_epoch_start(self) -> None:
+        # Under DDP every rank's batch-norm statistics follow its own batches (the strategy does not
+        # broadcast buffers each step; train._strategy): every rank validates rank 0's model, the
+        # one checkpoints hold.
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            for buffer in self.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self(batch["image"].float().div(255.0) if batch["image"].dtype == torch.uint8 else batch["image"])
         loss = self._supervised_loss(out, batch["keypoints"])

@@ -27,6 +27,7 @@ from conftest import ROOT, tiny_overrides
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.unlabeled import pipeline_seeds
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
+from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib.predict import load_model, predict_video
 from lightning_pose_lib.train import ShardedRandomSampler, _devices, _strategy, _train_loader, num_workers, unlabeled_seed
 
@@ -190,6 +191,31 @@ def test_num_gpus_means_cpu_processes_only_with_an_explicit_cpu_accelerator():
     strategy = _strategy(2)
     assert isinstance(strategy, DDPStrategy) and strategy._start_method == "popen"
     assert isinstance(strategy.cluster_environment, LightningEnvironment)
+    assert strategy._ddp_kwargs == {"broadcast_buffers": False}  # see test_every_rank_validates_rank_0s_statistics
+
+
+def _validation_start_on_rank(rank: int, store: str, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = PoseModel(load_config(overrides=["model.backbone=resnet18", "model.backbone_pretrained=false"]), num_keypoints=2)
+    with torch.no_grad():  # each rank's statistics followed its own batches
+        for name, buffer in model.named_buffers():
+            if "running" in name:
+                buffer.add_(rank + 1.0)
+    model.on_validation_epoch_start()
+    torch.save({name: b for name, b in model.named_buffers()}, f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_every_rank_validates_rank_0s_statistics(tmp_path):
+    """DDP runs without broadcasting buffers each step; before validation every rank takes rank 0's
+    batch-norm statistics, so all ranks validate the model that rank 0 checkpoints."""
+    torch.multiprocessing.spawn(_validation_start_on_rank, args=(str(tmp_path / "store"), str(tmp_path / "buffers")), nprocs=2)
+    rank0, rank1 = (torch.load(tmp_path / f"buffers.{rank}") for rank in (0, 1))
+    assert rank0.keys() == rank1.keys() and any("running_mean" in name for name in rank0)
+    for name in rank0:
+        torch.testing.assert_close(rank1[name], rank0[name], msg=name)
+    assert torch.equal(rank0["backbone.bn1.running_var"], torch.ones(64) + 1.0)  # rank 0's own, not rank 1's
 
 
 def test_labeled_batches_are_put_together_in_a_worker_on_gpus_only(monkeypatch):

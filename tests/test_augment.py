@@ -97,9 +97,10 @@ def test_affine_matrix_is_inverted_exactly():
     assert angle <= math.radians(augment.MAX_DEGREES) + 1e-9
 
 
-def test_motion_kernels_match_kornia():
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_motion_kernels_match_kornia(mode):
     kornia_filters = pytest.importorskip("kornia.filters")
-    angle = torch.tensor([0.0, 30.0, -75.0, 90.0, 12.5])
-    direction = torch.tensor([0.0, 0.5, -0.5, 1.0, -0.2])
-    expected = kornia_filters.get_motion_kernel2d(5, angle, direction, mode="bilinear")
-    torch.testing.assert_close(augment.motion_kernels(5, angle, direction), expected, atol=1e-5, rtol=1e-5)
+    angle = torch.tensor([0.0, 30.0, -75.0, 90.0, 12.5, -33.3])
+    direction = torch.tensor([0.0, 0.5, -0.5, 1.0, -0.2, 0.3])
+    expected = kornia_filters.get_motion_kernel2d(5, angle, direction, mode=mode)
+    torch.testing.assert_close(augment.motion_kernels(5, angle, direction, mode), expected, atol=1e-5, rtol=1e-5)

@@ -62,8 +62,10 @@ class Augmentation(nn.Module):
         x = torch.where(chosen("affine", AFFINE_P), warp(x, per_frame(affine)), x)
         points = torch.einsum("bij,bkj->bki", affine[:, :2, :2], keypoints) + affine[:, None, :2, 2]
 
+        # As kornia's RandomMotionBlur (the previous pipeline): kernels rotated with nearest
+        # sampling, zeros beyond the image's border.
         kernels = motion_kernels(BLUR_KERNEL, per_frame(spread(u["blur_angle"], BLUR_MAX_ANGLE)), per_frame(spread(u["blur_direction"], BLUR_MAX_DIRECTION)))
-        x = torch.where(chosen("blur", BLUR_P), filter2d(x, kernels, border_type="reflect"), x)
+        x = torch.where(chosen("blur", BLUR_P), filter2d(x, kernels, border_type="constant"), x)
 
         # Brightness and contrast as torchvision (and kornia's ColorJitter) define them: brightness
         # multiplies, contrast scales about the image's mean grey.
@@ -124,11 +126,12 @@ def warp(images: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def motion_kernels(size: int, angle: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """(N, size, size) motion-blur kernels, as ``kornia.filters.get_motion_kernel2d(mode="bilinear")``
-    makes them: a line through the centre weighted linearly by ``direction`` in [-1, 1] (0: evenly),
-    rotated counterclockwise by ``angle`` degrees (bilinear, zeros outside), normalised to sum 1.
-    Made on the device alone (kornia's rotation builds its matrices from host tensors)."""
+def motion_kernels(size: int, angle: torch.Tensor, direction: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    """(N, size, size) motion-blur kernels, as ``kornia.filters.get_motion_kernel2d`` makes them: a
+    line through the centre weighted linearly by ``direction`` in [-1, 1] (0: evenly), rotated
+    counterclockwise by ``angle`` degrees (``mode`` "nearest" or "bilinear" sampling, zeros
+    outside), normalised to sum 1. Made on the device alone: kornia's nearest rotation computes its
+    sources on the host, and its bilinear one builds matrices from host tensors."""
     weight = (direction.clamp(-1.0, 1.0) + 1.0) / 2.0
     steps = torch.arange(size, device=angle.device, dtype=angle.dtype)
     line = weight[:, None] + ((1 - 2 * weight) / (size - 1))[:, None] * steps  # (N, size)
@@ -139,7 +142,7 @@ def motion_kernels(size: int, angle: torch.Tensor, direction: torch.Tensor) -> t
     cos, sin, zeros = torch.cos(radians), torch.sin(radians), torch.zeros_like(radians)
     theta = torch.stack([torch.stack([cos, -sin, zeros], -1), torch.stack([sin, cos, zeros], -1)], 1)
     grid = F.affine_grid(theta, list(kernel.shape), align_corners=True)
-    kernel = F.grid_sample(kernel, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
+    kernel = F.grid_sample(kernel, grid, mode=mode, padding_mode="zeros", align_corners=True)[:, 0]
     return kernel / kernel.sum(dim=(1, 2), keepdim=True)
 
 

@@ -142,13 +142,10 @@ class PoseModel(pl.LightningModule):
         return out if len(rows) == count else {key: value[:count] for key, value in out.items()}
 
     # ----- training --------------------------------------------------------------------------
-    def _labeled_inputs(self, batch: dict, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        images, keypoints = batch["image"], batch["keypoints"]
-        if images.dtype == torch.uint8:  # labeled frames travel as uint8
-            images = images.float().div_(255.0)
-        if augment:
-            images, keypoints = self.augment(images, keypoints)
-        return images, keypoints
+    @staticmethod
+    def _unit_range(images: torch.Tensor) -> torch.Tensor:
+        """Frames travel as uint8 (0-255); the model takes floats in [0, 1]."""
+        return images.float().div_(255.0) if images.dtype == torch.uint8 else images
 
     def _supervised_loss(self, out: dict, keypoints: torch.Tensor) -> torch.Tensor:
         if self.model_type == "regression":
@@ -202,9 +199,7 @@ class PoseModel(pl.LightningModule):
         (C, T, 3, H, W) with their original sizes ``clips_hw`` (C, 2). The total (to minimise) is
         under "total_loss"; the parts are detached, for logging. No value is read back and no tensor
         made from host data, so a GPU can capture it as a CUDA graph."""
-        if images.dtype == torch.uint8:  # labeled frames travel as uint8
-            images = images.float().div_(255.0)
-        images, keypoints = self.augment(images, keypoints)
+        images, keypoints = self.augment(self._unit_range(images), keypoints)
         if frames is None:
             features = self.features(images)
         else:
@@ -212,7 +207,7 @@ class PoseModel(pl.LightningModule):
             # FixMatch does; batch norm sees both): the step is bound by the CPU queuing kernels,
             # and a second pass queued the backbone's kernels twice (benchmarks/train_step.py).
             lead = images.shape[:-3]
-            both = self.features(torch.cat([images.flatten(0, -4), frames.float().div_(255.0).flatten(0, 1)]))
+            both = self.features(torch.cat([images.flatten(0, -4), self._unit_range(frames).flatten(0, 1)]))
             split = lead.numel()
             features = both[:split].view(*lead, *both.shape[1:])
             clip_features = both[split:].view(*frames.shape[:2], *both.shape[1:])
@@ -261,7 +256,7 @@ class PoseModel(pl.LightningModule):
                 torch.distributed.broadcast(buffer, src=0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = self(batch["image"].float().div(255.0) if batch["image"].dtype == torch.uint8 else batch["image"])
+        out = self(self._unit_range(batch["image"]))
         loss = self._supervised_loss(out, batch["keypoints"])
         # Validation values are averaged over the devices of a multi-device run (sync_dist): every
         # rank then agrees on the best epoch. (Training values are logged by rank 0 alone.)

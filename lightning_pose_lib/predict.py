@@ -9,7 +9,6 @@ import queue
 import sys
 import threading
 import time
-import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from .data.labels import pose_table, write_pose_tables
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
 from .table_writers import table_writers
+from .models.cuda_graphs import InferenceGraph
 from .models.pose_model import CONTEXT, PoseModel
 from .streams import compute_stream
 from .video import prepare_streams, stream_videos
@@ -226,7 +226,7 @@ class _Network:
         if compile:
             self.features = torch.compile(model.features, dynamic=False)
         if model.device.type == "cuda":
-            self.features, self.heads = _CudaGraph(self.features), _CudaGraph(self.heads)
+            self.features, self.heads = InferenceGraph(self.features), InferenceGraph(self.heads)
 
     def warm_up(self) -> None:
         """One batch of blank frames (channels-last, as decoded frames are): captures the graphs,
@@ -243,7 +243,7 @@ class _Network:
         runs = [run if isinstance(run, (list, tuple)) else [run] for run in runs]
         parts = [part for run in runs for part in run]
         lengths = [sum(len(part) for part in run) for run in runs]
-        if isinstance(self.features, _CudaGraph) and self.features.graph is not None:  # captured:
+        if isinstance(self.features, InferenceGraph) and self.features.graph is not None:  # captured:
             graph_input = self.features.input  # written straight into the graph's input, no copies
             offset = 0  # rows after the runs keep stale frames, whose outputs nobody reads
             for part in parts:
@@ -256,38 +256,6 @@ class _Network:
                 images = torch.cat([images, images.new_zeros(self.pad_to - len(images), *images.shape[1:])])
         with self.autocast:
             return self.model.sequence_heads(self.features(images), lengths, pad_to=self.pad_to, heads=self.heads)
-
-
-class _CudaGraph:
-    """``fn`` captured as a CUDA graph for its first input's shape, then replayed (any other shape
-    runs eagerly). The outputs are the graph's own tensors, overwritten by the next call; callers
-    may write the next input straight into ``input``."""
-
-    def __init__(self, fn):
-        self.fn, self.graph = fn, None
-
-    def __call__(self, x: torch.Tensor):
-        if self.graph is None:
-            self.input = x.clone()
-            side = torch.cuda.Stream()  # warm-up (cuDNN tuning, allocations) outside the capture
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self.fn(self.input)
-            torch.cuda.current_stream().wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(self.graph):
-                    self.output = self.fn(self.input)
-            except RuntimeError as err:  # e.g. another thread used the GPU meanwhile: stay eager
-                warnings.warn(f"CUDA graph capture failed, running eagerly: {err}")
-                self.graph = False
-        if self.graph is False or x.shape != self.input.shape:
-            return self.fn(x)
-        if x is not self.input:
-            self.input.copy_(x)
-        self.graph.replay()
-        return self.output
 
 
 def _autocast(model: PoseModel, precision: str):

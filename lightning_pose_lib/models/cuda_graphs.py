@@ -1,12 +1,15 @@
-"""A training computation and its backward captured as CUDA graphs and replayed.
+"""Work captured once as CUDA graphs and replayed: one launch instead of hundreds of kernels.
 
-The training step is bound by the CPU queuing kernels, not by the GPU (benchmarks/train_step.py:
-the GPU idled over half of each step). Replayed graphs queue a step's hundreds of kernels with two
-launches, so the CPU runs ahead of the GPU, and halving the batch per GPU (DDP) shortens the step.
+Without them, both prediction and training are bound by the CPU queuing kernels, not by the GPU
+(benchmarks/train_step.py: the GPU idled over half of each training step). :class:`InferenceGraph`
+replays a function of one tensor (prediction's backbone and heads); :class:`TrainingGraph` a
+training step's forward and backward, so the CPU runs ahead of the GPU and halving the batch per GPU
+(DDP) shortens the step.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Iterable
 
 import torch
@@ -91,3 +94,35 @@ class _Replay(torch.autograd.Function):
             static.copy_(grads[i])
         graph.backward_graph.replay()
         return (None, *(None for _ in graph.inputs), *(g.detach() if g is not None else None for g in graph.grads))
+
+
+class InferenceGraph:
+    """``fn`` captured as a CUDA graph for its first input's shape, then replayed (any other shape
+    runs eagerly). The outputs are the graph's own tensors, overwritten by the next call; callers
+    may write the next input straight into ``input``."""
+
+    def __init__(self, fn):
+        self.fn, self.graph = fn, None
+
+    def __call__(self, x: torch.Tensor):
+        if self.graph is None:
+            self.input = x.clone()
+            side = torch.cuda.Stream()  # warm-up (cuDNN tuning, allocations) outside the capture
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.fn(self.input)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(self.graph):
+                    self.output = self.fn(self.input)
+            except RuntimeError as err:  # e.g. another thread used the GPU meanwhile: stay eager
+                warnings.warn(f"CUDA graph capture failed, running eagerly: {err}")
+                self.graph = False
+        if self.graph is False or x.shape != self.input.shape:
+            return self.fn(x)
+        if x is not self.input:
+            self.input.copy_(x)
+        self.graph.replay()
+        return self.output

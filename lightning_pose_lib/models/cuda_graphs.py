@@ -64,6 +64,10 @@ class TrainingGraph:
         self.grad_outputs = [torch.empty_like(self.outputs[i]) for i in self.differentiable]
         with torch.cuda.graph(self.backward_graph, pool=self.forward_graph.pool(), capture_error_mode="thread_local"):
             self.grads = backward(self.outputs, self.grad_outputs)
+        # Let the capture's autograd graph go: it held the parameters' gradient accumulators made
+        # on the capture's stream, which later backward passes would otherwise reuse (and then
+        # wait across streams: "AccumulateGrad node's stream does not match").
+        self.outputs = tuple(o.detach() for o in self.outputs)
 
     def fits(self, inputs: Iterable[torch.Tensor]) -> bool:
         inputs = tuple(inputs)

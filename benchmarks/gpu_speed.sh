@@ -2,14 +2,14 @@
 # Issue 6 figures on a lent GPU machine with no network (DALI and the other wheels packed by
 # benchmarks/gpu_bundle.sh and carried there):
 #   bash benchmarks/gpu_speed.sh MOUSE_DATA_DIR heatmap|context [extra throughput.py flags]
-# Runs the DALI tests once, then benchmarks/throughput.py on 32 copies of the mirror-mouse video
+# Runs the GPU tests (DALI, CUDA graphs, models, augmentation) once, then benchmarks/throughput.py on 32 copies of the mirror-mouse video
 # with a ResNet-50 at 256 x 256; writes logs and throughput.json files to $OUT.
 set -uo pipefail
 mouse=$1
 which=$2
 shift 2
 source "$(dirname "$0")/gpu_env.sh"
-[ -f "$out/gpu_tests.log" ] || python3 -m pytest -q -p no:cacheprovider tests/test_video_dali.py tests/test_transforms.py 2>&1 | tail -3 | tee "$out/gpu_tests.log"
+[ -f "$out/gpu_tests.log" ] || python3 -m pytest -q -p no:cacheprovider tests/test_video_dali.py tests/test_transforms.py tests/test_cuda_graphs.py tests/test_models.py tests/test_augment.py 2>&1 | tail -3 | tee "$out/gpu_tests.log"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 flag=""
 [ "$which" = context ] && flag="--context"

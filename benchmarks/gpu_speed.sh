@@ -2,8 +2,9 @@
 # Issue 6 figures on a lent GPU machine with no network (DALI and the other wheels packed by
 # benchmarks/gpu_bundle.sh and carried there):
 #   bash benchmarks/gpu_speed.sh MOUSE_DATA_DIR heatmap|context [extra throughput.py flags]
-# Runs the GPU tests (DALI, CUDA graphs, models, augmentation) once, then benchmarks/throughput.py on 32 copies of the mirror-mouse video
-# with a ResNet-50 at 256 x 256; writes logs and throughput.json files to $OUT.
+# Runs the GPU tests (DALI, CUDA graphs, models, augmentation) once, then benchmarks/throughput.py
+# on 32 copies of the mirror-mouse video with a ResNet-50 at 256 x 256; writes logs and
+# throughput.json files to $OUT.
 set -uo pipefail
 mouse=$1
 which=$2

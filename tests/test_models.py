@@ -235,3 +235,25 @@ def test_one_backbone_pass_over_labeled_and_unlabeled_frames_equals_two(model_ty
         alone = model.features(clips["frames"].float() / 255)
     torch.testing.assert_close(seen[0], alone, rtol=1e-4, atol=1e-5)  # each clip frame's own features
     torch.testing.assert_close(together, supervised + unsupervised(alone, clips["orig_hw"])["total"], rtol=1e-4, atol=1e-5)
+
+
+def test_training_values_are_logged_only_on_the_steps_lightning_writes(tmp_path):
+    """self.log costs CPU time in every step; training values are logged on the steps whose values
+    Lightning writes (every log_every_n_steps), and those steps have all of them."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    torch.manual_seed(0)
+    model = PoseModel(tiny_cfg(**{"training.imgaug": "none"}), num_keypoints=2)
+    batches = [{"image": torch.rand(2, 3, 64, 96), "keypoints": torch.rand(2, 2, 2) * 50, "orig_hw": torch.full((2, 2), 64.0)} for _ in range(6)]
+    calls = []
+    log = model.log
+    model.log = lambda name, *a, **k: calls.append(name) or log(name, *a, **k)
+    trainer = pl.Trainer(max_steps=6, log_every_n_steps=3, logger=CSVLogger(tmp_path, name="", version=0), limit_val_batches=0,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, torch.utils.data.DataLoader(batches, batch_size=None))
+    assert calls.count("train_total_loss") == 2 and calls.count("train_heatmap_mse_loss") == 2
+    import pandas as pd
+
+    logged = pd.read_csv(tmp_path / "version_0" / "metrics.csv")
+    assert sorted(logged.dropna(subset=["train_total_loss"])["step"]) == [2, 5]

@@ -11,9 +11,9 @@ A plain loop of training steps (bf16 on a GPU) in these variants:
   deterministic, no autotuning, deterministic algorithms; new tensors' memory not filled);
 - ``filling new memory``: the same with PyTorch's default under deterministic algorithms, which
   fills every new tensor's memory first (train() turns that off);
-- ``no CUDA graphs``: the backbone run eagerly (``training.cuda_graphs: false``); every other
-  variant replays the graphs captured for the real batches' shape where it fits (the rest cannot:
-  another shape, or cuDNN's autotuned kernels);
+- ``no CUDA graphs``: the whole step run eagerly (``training.cuda_graphs: false``); the variants
+  marked for graphs replay the step captured for the real batches' shapes (the others cannot:
+  another shape, cuDNN's autotuned kernels, or a part of the step alone);
 - ``cudnn.benchmark``: the step without the deterministic settings (eager);
 - ``no augmentation``, ``supervised only``, ``backbone only`` (forward and backward of the
   backbone on the labeled batch): what the step's parts cost;

@@ -43,14 +43,12 @@ class TrainingGraph:
             differentiable = [o for o in outputs if o.requires_grad]
             return torch.autograd.grad(differentiable, self.params, grad_outputs, allow_unused=True)
 
-        side = torch.cuda.Stream(device)  # warm-up outside the capture: cuDNN's plans, allocations
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                with amp:
-                    outputs = tuple(fn(*self.inputs).values())
-                backward(outputs, [torch.ones_like(o) for o in outputs if o.requires_grad])
-        torch.cuda.current_stream(device).wait_stream(side)
+        def step():
+            with amp:
+                outputs = tuple(fn(*self.inputs).values())
+            backward(outputs, [torch.ones_like(o) for o in outputs if o.requires_grad])
+
+        _warm_up(step, device)
         with torch.no_grad():
             for tensor, value in zip(state, saved):
                 tensor.copy_(value)
@@ -111,12 +109,7 @@ class InferenceGraph:
     def __call__(self, x: torch.Tensor):
         if self.graph is None:
             self.input = x.clone()
-            side = torch.cuda.Stream()  # warm-up (cuDNN tuning, allocations) outside the capture
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self.fn(self.input)
-            torch.cuda.current_stream().wait_stream(side)
+            _warm_up(lambda: self.fn(self.input), x.device)
             self.graph = torch.cuda.CUDAGraph()
             try:
                 with torch.cuda.graph(self.graph):
@@ -130,3 +123,14 @@ class InferenceGraph:
             self.input.copy_(x)
         self.graph.replay()
         return self.output
+
+
+def _warm_up(run: Callable[[], object], device: torch.device, times: int = 2) -> None:
+    """``run()`` a few times on a side stream before a capture: cuDNN picks its plans and the
+    allocator its blocks outside the graph."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(times):
+            run()
+    torch.cuda.current_stream(device).wait_stream(side)

@@ -26,8 +26,10 @@ video, and peak GPU memory of prediction and training. Prints ratios (b)/(a), (b
 import argparse
 import gzip
 import json
+import os
 import platform
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -212,6 +214,77 @@ def gpu_busy(run, seconds_per_call: float, calls: int = 10) -> float:
     return sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / calls / seconds_per_call
 
 
+class NetworkCalls:
+    """Times every call of prediction's network while in use: when the first batch reached the
+    model (start-up: decoder hand-over, first decode) and when the last left it (after it: the last
+    copies back and the files written), and the frames/s in between (the pipeline's steady state)."""
+
+    def __enter__(self):
+        self.calls, original = [], _Network.__call__
+
+        def timed(network, runs):
+            began = time.perf_counter()
+            out = original(network, runs)
+            self.calls.append((began, time.perf_counter()))
+            return out
+
+        self.original, _Network.__call__ = original, timed
+        return self
+
+    def __exit__(self, *exc):
+        _Network.__call__ = self.original
+
+    def summary(self, start: float, end: float, frames: int) -> dict:
+        if not self.calls:
+            return {}
+        first, last = self.calls[0][0], self.calls[-1][1]
+        per_call = frames / len(self.calls)  # the batches are full but for a few
+        return {
+            "batches": len(self.calls),
+            "until_first_batch_s": first - start,
+            "after_last_batch_s": end - last,
+            "steady_fps": per_call * (len(self.calls) - 1) / max(self.calls[-1][0] - first, 1e-9),
+            "model_thread_in_network_fraction": sum(b - a for a, b in self.calls) / (end - start),
+        }
+
+
+class CpuUse:
+    """Cores busy on the whole machine (all processes) since it was made, from /proc/stat."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            fields = [float(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except OSError:
+            return None
+        return fields[3] + fields[4], sum(fields), time.perf_counter()  # idle + iowait, all, when
+
+    def busy(self) -> float | None:
+        end = self._read()
+        if end is None or self.start is None:
+            return None
+        idle, total, seconds = (b - a for a, b in zip(self.start, end))
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (total - idle) / ticks / seconds
+
+
+def py_spy(prefix: Path, seconds: float) -> list:
+    """py-spy recordings of this process for ``seconds``, started now (nothing if py-spy is not
+    installed): every thread's stacks, idle ones included, and only the thread holding the GIL."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        print("--spy: py-spy not found")
+        return []
+    common = [exe, "record", "--pid", str(os.getpid()), "--duration", str(int(max(1, seconds))), "--rate", "250", "--nonblocking", "--format", "raw"]
+    return [
+        subprocess.Popen([*common, "--threads", "--idle", "-o", f"{prefix}_threads.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([*common, "--gil", "-o", f"{prefix}_gil.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+
+
 def versions():
     return {"lightning_pose_lib": lightning_pose_lib.__version__, "python": platform.python_version(), "cuda": torch.version.cuda, "torch": torch.__version__, **library_versions()}
 
@@ -230,6 +303,7 @@ def main():
     parser.add_argument("--train-epochs", type=int, default=100)
     parser.add_argument("--train-steps", type=int, default=40, help="steps timed for the training rates")
     parser.add_argument("--backend", nargs="+", default=["auto"], help="decoding backends; end-to-end is measured with each, the first is used for everything else")
+    parser.add_argument("--spy", type=float, default=0, metavar="SECONDS", help="record this process's threads with py-spy (when installed) for SECONDS of each timed prediction run (OUT/spy_*.txt)")
     parser.add_argument("--profile", action="store_true", help="print where the pipeline without decoding spends its time (PyTorch profiler; trace in OUT)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -286,9 +360,9 @@ def main():
         videos.append(copy)
     jobs = [(v, args.out / "preds" / f"{v.stem}.csv", args.out / "preds" / f"{v.stem}.h5") for v in videos]
 
-    def end_to_end(backend=args.backend[0], **kwargs):
+    def end_to_end(backend=args.backend[0], name=None, **kwargs):
         """Frames/s, the results, and the peak GPU memory (GB) of set-up (warm-up included) and
-        of the timed run alone."""
+        of the timed run alone. ``name``: also keep the run's timeline and CPU use in results."""
         peak = lambda: torch.cuda.max_memory_allocated() / 1e9 if on_gpu else 0.0  # noqa: E731
         if on_gpu:
             torch.cuda.reset_peak_memory_stats()
@@ -297,15 +371,24 @@ def main():
         setup_peak = peak()
         if on_gpu:
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        outcome = predict_videos(model, jobs, args.batch, backend, progress=False, decoders=args.decoders, **kwargs)
-        sync()
+        spies = py_spy(args.out / f"spy_{name}", args.spy) if name and args.spy else []
+        cores = CpuUse()
+        with NetworkCalls() as calls:
+            start = time.perf_counter()
+            outcome = predict_videos(model, jobs, args.batch, backend, progress=False, decoders=args.decoders, **kwargs)
+            sync()
+            seconds = time.perf_counter() - start
+        for spy in spies:
+            spy.wait()
         failed = [r.outcome for r in outcome if isinstance(r.outcome, Exception)]
         assert not failed, failed
-        return sum(len(r.outcome) for r in outcome) / (time.perf_counter() - start), outcome, (setup_peak, peak())
+        frames = sum(len(r.outcome) for r in outcome)
+        if name:
+            results[f"timeline_{name}"] = {**calls.summary(start, start + seconds, frames), "cpu_cores_busy": cores.busy()}
+        return frames / seconds, outcome, (setup_peak, peak())
 
     # Memory is that of this first run: cuDNN's autotuning in the warm-up may try large workspaces.
-    results["end_to_end_fps"], outcome, (results["predict_setup_peak_gpu_memory_gb"], results["predict_peak_gpu_memory_gb"]) = end_to_end()
+    results["end_to_end_fps"], outcome, (results["predict_setup_peak_gpu_memory_gb"], results["predict_peak_gpu_memory_gb"]) = end_to_end(name="end_to_end")
     results["end_to_end_fps_by_backend"] = {results["backend"]: results["end_to_end_fps"]}
     for other in args.backend[1:]:
         results["end_to_end_fps_by_backend"][choose_backend(other)] = end_to_end(other)[0]
@@ -325,7 +408,7 @@ def main():
             shutil.copyfileobj(src, dst)
         trace.unlink()
         print(f"trace: {trace}.gz")
-    results["end_to_end_fps_without_decoding"] = end_to_end(backend="decoded")[0]
+    results["end_to_end_fps_without_decoding"] = end_to_end(backend="decoded", name="without_decoding")[0]
     del DecodedFrames.frames
     results["plain_loop_fps"] = plain_loop(model, videos[: max(2, args.copies // 8)], args.batch, args.backend[0])
 

@@ -51,7 +51,7 @@ from .data.unlabeled import list_videos, unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve
 from .errors import InputError
-from .io import atomic_path, write_text_atomic
+from .io import write_csv, write_text_atomic
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
 from .provenance import record_run
@@ -164,8 +164,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
 
     best_model = PoseModel.load_from_checkpoint(ckpt_dir / "best.ckpt", map_location="cpu", weights_only=False)
     table = predict_labeled(best_model, dataset, batch_size=train_cfg["test_batch_size"])
-    with atomic_path(model_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, float_format="%.4f")
+    write_csv(table, model_dir / "predictions.csv")
     from .metrics import pixel_error, summarize_pixel_error
 
     metrics = summarize_pixel_error(pixel_error(table, dataset.labels))

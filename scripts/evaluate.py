@@ -26,7 +26,7 @@ from lightning_pose_lib.cli import run
 from lightning_pose_lib.config import read_yaml
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.dataset import load_dataset
-from lightning_pose_lib.io import atomic_path, write_text_atomic
+from lightning_pose_lib.io import write_csv, write_text_atomic
 from lightning_pose_lib.metrics import (
     SET_COLUMN,
     is_metric_file,
@@ -65,8 +65,7 @@ def write_metric(model_dir, predictions_path, metric: str, out=None) -> Path:
     else:
         raise ValueError(f"unknown metric {metric!r}")
     out = Path(out) if out is not None else metric_path(predictions_path, metric)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, float_format="%.4f")
+    write_csv(table, out)
     return out
 
 

@@ -248,7 +248,7 @@ def test_decoder_process_hands_over_every_frame(tmp_path: Path) -> None:
     write_video(paths[0], iter(smooth_frames(20)), fps=25.0)
     encode_gradient(paths[1], "yuv444p", 2, 0)  # not 4:2:0
     write_video(paths[2], iter(smooth_frames(9, height=32, width=40)), fps=25.0)
-    events = list(_planes_from_worker({i: PyAVReader(p) for i, p in enumerate(paths)}, batch_size=8))
+    events = list(_planes_from_worker([str(p) for p in paths], batch_size=8, device=torch.device("cpu")))
     assert [(e[0], e[1]) for e in events if e[0] != "batch"] == [("start", 0), ("end", 0), ("start", 1), ("end", 1), ("start", 2), ("end", 2)]
     for i, path in enumerate(paths):
         batches = [e for e in events if e[0] == "batch" and e[1] == i]
@@ -257,13 +257,41 @@ def test_decoder_process_hands_over_every_frame(tmp_path: Path) -> None:
         assert np.abs(frames.astype(int) - decode_all(path)).max() <= 3
 
 
+def test_decoder_process_validates_and_keeps_its_slots_between_streams(tmp_path: Path) -> None:
+    """The worker validates each video itself (a bad one is reported with its path, the next go
+    on), makes larger slots when a video needs them, and keeps them for the next stream."""
+    from lightning_pose_lib.video.pyav_backend import _DecoderProcess, _planes_from_worker
+
+    small, big, broken = tmp_path / "small.mp4", tmp_path / "big.mp4", tmp_path / "broken.mp4"
+    write_video(small, iter(smooth_frames(11, height=32, width=40)), fps=25.0)
+    write_video(big, iter(smooth_frames(13, height=64, width=96)), fps=25.0)
+    broken.write_bytes(b"not a video at all" * 100)
+    cpu = torch.device("cpu")
+    _DecoderProcess.start(1)
+    for paths in ([small, broken, big, small], [big, small]):
+        events = list(_planes_from_worker([str(p) for p in paths], batch_size=4, device=cpu))
+        for i, path in enumerate(paths):
+            if path == broken:
+                (error,) = [e[2] for e in events if e[1] == i]
+                assert isinstance(error, InputError) and str(broken) in str(error) and "cannot decode video" in str(error)
+                continue
+            batches = [e for e in events if e[0] == "batch" and e[1] == i]
+            np.testing.assert_array_equal(np.concatenate([e[2] for e in batches]), np.arange(len(decode_all(path))))
+            frames = np.concatenate([e[3].rgb().numpy() for e in batches])
+            assert np.abs(frames.astype(int) - decode_all(path)).max() <= 3
+    worker = _DecoderProcess.borrow()  # the one both streams used, given back after each
+    assert worker.slots and all(slot.numel() >= 4 * 64 * 96 * 3 // 2 for slot in worker.slots)
+    worker.give_back()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_pyav_stream_to_a_gpu(tmp_path: Path) -> None:
     paths = [tmp_path / "a.mp4", tmp_path / "missing.mp4", tmp_path / "b.mp4"]
     write_video(paths[0], iter(smooth_frames(20)), fps=25.0)
     write_video(paths[2], iter(smooth_frames(9)), fps=25.0)
     events = list(PyAVReader.stream([str(p) for p in paths], 8, device="cuda"))
-    assert [(e[0], e[1]) for e in events if e[0] != "batch"] == [("error", 1), ("start", 0), ("end", 0), ("start", 2), ("end", 2)]
+    assert [(e[0], e[1]) for e in events if e[0] != "batch"] == [("start", 0), ("end", 0), ("error", 1), ("start", 2), ("end", 2)]
+    assert "file not found" in str(events[[e[1] for e in events].index(1)][2])
     for i in (0, 2):
         frames = torch.cat([e[3].rgb() for e in events if e[0] == "batch" and e[1] == i])
         assert frames.is_cuda and np.abs(frames.cpu().numpy().astype(int) - decode_all(paths[i])).max() <= 3
@@ -297,12 +325,11 @@ def test_decoder_process_that_dies_fails_the_unfinished_videos(tmp_path: Path) -
     paths = [tmp_path / f"{name}.mp4" for name in "abc"]
     for path in paths:
         write_video(path, iter(smooth_frames(40)), fps=25.0)
-    readers = lambda: {i: PyAVReader(p) for i, p in enumerate(paths)}  # noqa: E731
-
-    abandoned = _planes_from_worker(readers(), batch_size=8)
+    cpu = torch.device("cpu")
+    abandoned = _planes_from_worker([str(p) for p in paths], batch_size=8, device=cpu)
     assert next(abandoned)[0] == "start"
     abandoned.close()  # stopped midway: its worker is killed, the next stream gets another
-    stream = _planes_from_worker(readers(), batch_size=8)
+    stream = _planes_from_worker([str(p) for p in paths], batch_size=8, device=cpu)
     events = [next(stream)]
     stream.gi_frame.f_locals["worker"].process.kill()
     events += list(stream)  # the worker is at most three batches ahead: it cannot have finished

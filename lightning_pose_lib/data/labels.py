@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io import atomic_path
+from ..io import atomic_path, write_csv
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,15 @@ def pose_table(
 
 def write_pose_table(table: pd.DataFrame, csv_path: str | os.PathLike, h5_path: str | os.PathLike | None = None) -> None:
     """Write a pose table as CSV (and HDF5, key ``df_with_missing`` as DeepLabCut does), atomically."""
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, float_format="%.4f")
+    write_csv(table, csv_path)
     if h5_path is not None:
         import h5py  # local: only prediction writers need it
 
         with atomic_path(h5_path) as tmp:
             with h5py.File(tmp, "w") as f:
                 group = f.create_group("df_with_missing")
-                group.create_dataset("values", data=table.to_numpy(dtype=np.float64), compression="gzip")
+                # gzip level 1 after byte shuffling: smaller than level 4 alone, and half its time
+                group.create_dataset("values", data=table.to_numpy(dtype=np.float64), compression="gzip", compression_opts=1, shuffle=True)
                 group.create_dataset("index", data=np.asarray(table.index).astype("S") if table.index.dtype == object else np.asarray(table.index))
                 for level, name in enumerate(table.columns.names):
                     group.create_dataset(name, data=np.asarray(table.columns.get_level_values(level)).astype("S"))

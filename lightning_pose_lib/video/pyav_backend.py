@@ -7,6 +7,7 @@ smallest pts. Demuxing reads no pixels, so this costs milliseconds even for long
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import queue
 import threading
@@ -129,18 +130,20 @@ class PyAVReader(VideoReader):
 
     @classmethod
     def stream(cls, paths: Sequence[str], batch_size: int, device=None) -> Iterator[tuple]:
-        """For a GPU, the videos are decoded in a worker process (:func:`_decode_planes`) and
-        handed over in shared memory as 4:2:0 planes, which go to the GPU as they are: batches are
-        :class:`YUV420Frames` there (``to_model_input`` resizes and converts them in one go). In a
-        thread of this process, decoding would hold the interpreter lock that the model's thread
-        needs (decoder threads in one process reach about half the frames/s of processes)."""
+        """For a GPU, the videos are validated and decoded in a worker process
+        (:func:`_decode_planes`) and handed over in shared memory as 4:2:0 planes, which go to the
+        GPU as they are: batches are :class:`YUV420Frames` there (``to_model_input`` resizes and
+        converts them in one go). In a thread of this process, decoding would hold the interpreter
+        lock that the model's thread needs (decoder threads in one process reach about half the
+        frames/s of processes), and so would validating: its demuxing is a Python loop over every
+        packet (on the H200 machine, validating each thread's 8 videos before decoding any held
+        back the first batch by a second)."""
         if device is None or torch.device(device).type != "cuda":
             yield from super().stream(paths, batch_size, device)
             return
         cls._check_batch_size(batch_size)
-        readers = yield from cls._open_each(paths, device)
-        if readers:
-            yield from _planes_from_worker(readers, batch_size)
+        if paths:
+            yield from _planes_from_worker(list(paths), batch_size, torch.device(device))
 
     @classmethod
     def prepare(cls, streams: int, device=None) -> None:
@@ -244,8 +247,10 @@ class PyAVReader(VideoReader):
 
 
 class _DecoderProcess:
-    """A worker process that decodes lists of videos into shared-memory slots (:func:`_serve`).
-    Workers are kept between streams: starting one takes seconds, as it imports the main script."""
+    """A worker process that validates and decodes lists of videos into shared-memory slots
+    (:func:`_serve`). Workers are kept between streams: starting one takes seconds, as it imports
+    the main script; so are their slots, which the worker makes (it alone knows the frame sizes
+    before decoding) and sends once."""
 
     _idle: list[_DecoderProcess] = []
     _lock = threading.Lock()
@@ -255,7 +260,7 @@ class _DecoderProcess:
         self.jobs, self.free, self.filled = forkserver.Queue(), forkserver.Queue(), forkserver.Queue()
         self.process = forkserver.Process(target=_serve, args=(self.jobs, self.free, self.filled, os.getpid()), daemon=True)
         self.process.start()
-        self.job = 0
+        self.slots: list[torch.Tensor] = []  # the worker's latest slots, as received
 
     @classmethod
     def start(cls, count: int) -> None:
@@ -278,17 +283,18 @@ class _DecoderProcess:
         self.process.join()
 
 
-def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iterator[tuple]:
-    """The stream events of ``readers`` (position -> reader), decoded by a worker process into
-    shared-memory slots, each slot copied to the device and handed back to the worker."""
+SLOTS = 3  # shared-memory batches per worker: one being filled, one being copied, one spare
+
+
+def _planes_from_worker(paths: list[str], batch_size: int, device: torch.device) -> Iterator[tuple]:
+    """The stream events of ``paths``, validated and decoded by a worker process into
+    shared-memory slots, each slot copied to ``device`` and handed back to the worker."""
     from torch import multiprocessing as _  # noqa: F401  (registers how tensors go to another process)
 
-    slot_bytes = batch_size * max(frame_bytes(r.info.height, r.info.width) for r in readers.values())
-    slots = [torch.empty(slot_bytes, dtype=torch.uint8).share_memory_() for _ in range(3)]
-    order = list(readers)
     worker = _DecoderProcess.borrow()
-    worker.job += 1
-    worker.jobs.put((worker.job, [readers[i].info.path for i in order], batch_size, slots))
+    worker.jobs.put((paths, batch_size))
+    infos: dict[int, VideoInfo] = {}
+    remaining = set(range(len(paths)))
     finished = False
     try:
         while True:
@@ -302,31 +308,31 @@ def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iter
             if kind == "done":
                 finished = True
                 break
-            i = order[message[1]]
-            reader = readers.pop(i) if kind in ("end", "error") else readers[i]
-            info = reader.info
-            if kind == "batch":
+            if kind == "slots":  # sent only while every earlier slot is back with the worker
+                worker.slots = message[1]
+                continue
+            i = message[1]
+            if kind in ("end", "error", "not planar"):
+                remaining.discard(i)
+            if kind == "start":
+                infos[i] = message[2]
+                yield ("start", i, infos[i])
+            elif kind == "batch":
                 _, _, slot, first, rows, colour = message
-                if first == 0:
-                    yield ("start", i, info)
+                info = infos[i]
                 size = frame_bytes(info.height, info.width)
-                planes = slots[slot][: rows * size].view(rows, size).to(reader.device, copy=True)  # the slot is read on return
-                frames = YUV420Frames(planes, info.height, info.width, *colour)
-                worker.free.put((worker.job, slot))
-                yield ("batch", i, np.arange(first, first + rows, dtype=np.int64), frames)
+                planes = worker.slots[slot][: rows * size].view(rows, size).to(device, copy=True)  # the slot is read on return
+                worker.free.put(slot)
+                yield ("batch", i, np.arange(first, first + rows, dtype=np.int64), YUV420Frames(planes, info.height, info.width, *colour))
             elif kind == "end":
-                if message[2] != info.num_frames:
-                    yield ("error", i, _short(info, message[2]))
-                else:
-                    yield ("end", i)
+                yield ("end", i) if message[2] == infos[i].num_frames else ("error", i, _short(infos[i], message[2]))
             elif kind == "error":
-                yield ("error", i, InputError(info.path, f"cannot decode video: {message[2]}"))
+                yield ("error", i, InputError(paths[i], message[2]))
             elif kind == "not planar":  # another pixel format: decoded here, converted by FFmpeg
-                for event in super(PyAVReader, PyAVReader).stream([info.path], batch_size, reader.device):
+                for event in super(PyAVReader, PyAVReader).stream([paths[i]], batch_size, device):
                     yield (event[0], i, *event[2:])
-                readers.pop(i)
-        for i, reader in readers.items():  # the worker died before reaching them
-            yield ("error", i, InputError(reader.info.path, "the decoder process died"))
+        for i in sorted(remaining):  # the worker died before finishing them
+            yield ("error", i, InputError(paths[i], "the decoder process died"))
     finally:
         if finished:
             worker.give_back()
@@ -335,29 +341,67 @@ def _planes_from_worker(readers: dict[int, PyAVReader], batch_size: int) -> Iter
 
 
 def _serve(jobs, free, filled, parent: int) -> None:
-    """Worker process: decode each job of ``jobs`` (:func:`_decode_planes`) until told to stop (None)."""
+    """Worker process: validate and decode each job of ``jobs`` (:func:`_decode_planes`) until
+    told to stop (None). Its slots outlive the jobs."""
+    from torch import multiprocessing as _  # noqa: F401  (sends the slots as shared memory)
+
     exit_without(parent)
-    while (job := jobs.get()) is not None:
-        job_id, paths, batch_size, slots = job
-        _decode_planes(job_id, paths, batch_size, [slot.numpy() for slot in slots], free, filled)
+    slots = _Slots(free, filled)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as scanner:
+        while (job := jobs.get()) is not None:
+            paths, batch_size = job
+            _decode_planes(paths, batch_size, slots, scanner, filled)
 
 
-def _decode_planes(job: int, paths: list[str], batch_size: int, slots: list[np.ndarray], free, filled) -> None:
-    """Decode ``paths`` in order, each batch of frames written into a free slot as rows of 4:2:0
-    planes (luma, then both chroma planes, without padding), announced on ``filled`` as ("batch",
-    position, slot, first frame, rows, (colorspace, full range)); then ("end", position, frames
-    decoded), or ("error", position, message), or ("not planar", position) for a pixel format
-    other than 4:2:0; ("done",) at the end. Slots come back on ``free`` as (job, slot)."""
-    unused = list(range(len(slots)))
+class _Slots:
+    """The worker's shared-memory batches: handed out while free, made anew (and sent to the
+    reading process) only when a batch needs more room than they have and all are back."""
 
-    def free_slot() -> int:
-        while not unused:
-            returned_by, slot = free.get()
-            if returned_by == job:  # not a stale message of an earlier job
-                unused.append(slot)
-        return unused.pop()
+    def __init__(self, free, filled):
+        self.free, self.filled = free, filled
+        self.arrays: list[np.ndarray] = []
+        self.unused: list[int] = []
 
+    def take(self, nbytes: int) -> tuple[int, np.ndarray]:
+        if not self.arrays or self.arrays[0].size < nbytes:
+            while len(self.unused) < len(self.arrays):  # every slot back before any is replaced
+                self.unused.append(self.free.get())
+            tensors = [torch.empty(nbytes, dtype=torch.uint8).share_memory_() for _ in range(SLOTS)]
+            self.filled.put(("slots", tensors))
+            self.arrays, self.unused = [t.numpy() for t in tensors], list(range(SLOTS))
+        while not self.unused:
+            self.unused.append(self.free.get())
+        slot = self.unused.pop()
+        return slot, self.arrays[slot]
+
+    def give_back(self, slot: int) -> None:
+        self.unused.append(slot)
+
+
+def _decode_planes(paths: list[str], batch_size: int, slots: _Slots, scanner, filled) -> None:
+    """Validate (:func:`_scan`, one video ahead in the ``scanner`` thread) and decode ``paths`` in
+    order. Each video is announced on ``filled`` as ("start", position, VideoInfo); each batch of
+    its frames, written into a free slot as rows of 4:2:0 planes (luma, then both chroma planes,
+    without padding), as ("batch", position, slot, first frame, rows, (colorspace, full range));
+    then ("end", position, frames decoded). A video that fails is ("error", position, problem);
+    one in a pixel format other than 4:2:0 is ("not planar", position). ("done",) at the end."""
+
+    def scan(path: str) -> VideoInfo | str:
+        try:
+            return _scan(path)[0]
+        except InputError as err:
+            return err.problem
+        except Exception as err:
+            return f"cannot decode video: {type(err).__name__}: {err}"
+
+    scans = [scanner.submit(scan, paths[0])] if paths else []
     for position, path in enumerate(paths):
+        if position + 1 < len(paths):
+            scans.append(scanner.submit(scan, paths[position + 1]))
+        info = scans[position].result()
+        if isinstance(info, str):
+            filled.put(("error", position, info))
+            continue
         slot, count, rows = None, 0, 0
         try:
             container, stream = _open_decoder(path)
@@ -365,13 +409,14 @@ def _decode_planes(job: int, paths: list[str], batch_size: int, slots: list[np.n
                 if stream.codec_context.pix_fmt not in PLANAR_420:
                     filled.put(("not planar", position))
                     continue
+                filled.put(("start", position, info))
                 size = frame_bytes(stream.codec_context.height, stream.codec_context.width)
                 colour = None
                 for frame in container.decode(stream):
                     if slot is None:
-                        slot = free_slot()
+                        slot, planes = slots.take(batch_size * size)
                     colour = colour or _colour(frame)
-                    _write_planes(frame, slots[slot][rows * size : (rows + 1) * size])
+                    _write_planes(frame, planes[rows * size : (rows + 1) * size])
                     rows += 1
                     count += 1
                     if rows == batch_size:
@@ -383,8 +428,8 @@ def _decode_planes(job: int, paths: list[str], batch_size: int, slots: list[np.n
             filled.put(("end", position, count))
         except Exception as err:  # this video fails; the next ones go on
             if slot is not None:
-                unused.append(slot)
-            filled.put(("error", position, f"{type(err).__name__}: {err}"))
+                slots.give_back(slot)
+            filled.put(("error", position, f"cannot decode video: {type(err).__name__}: {err}"))
     filled.put(("done",))
 
 

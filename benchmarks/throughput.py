@@ -297,7 +297,7 @@ def main():
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--decoders", type=int, default=4)
+    parser.add_argument("--decoders", type=int, default=6)
     parser.add_argument("--context", action="store_true", help="the heatmap_mhcrnn context model")
     parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
     parser.add_argument("--train-epochs", type=int, default=100)

@@ -103,7 +103,7 @@ def predict_videos(
     keypoint_names: list[str] | None = None,
     progress: bool = True,
     precision: str = "auto",
-    decoders: int = 4,
+    decoders: int = 6,
     compile: bool = False,
 ) -> list[VideoResult]:
     """Predict many videos with one model; ``jobs`` are (video, csv, h5 or None) triples.

@@ -22,7 +22,7 @@ from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.predict import default_device, load_model, predict_videos
 
 
-def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=4, compile=False):
+def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=6, compile=False):
     """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load.
 
     ``is_done(csv, h5)`` says whether a video's outputs can be kept (default: both exist). Returns a
@@ -64,7 +64,7 @@ def cli_main(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
     parser.add_argument("--backend", default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
-    parser.add_argument("--decoders", type=int, default=4, help="videos decoded at the same time (default 4)")
+    parser.add_argument("--decoders", type=int, default=6, help="videos decoded at the same time (default 6)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (GPU; pays off for long runs: about a minute to compile)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--report", default=None, help="write the per-video timings (JSON) here")

@@ -359,6 +359,7 @@ class _Slots:
 
     def __init__(self, free, filled):
         self.free, self.filled = free, filled
+        self.tensors: list[torch.Tensor] = []
         self.arrays: list[np.ndarray] = []
         self.unused: list[int] = []
 
@@ -368,7 +369,8 @@ class _Slots:
                 self.unused.append(self.free.get())
             tensors = [torch.empty(nbytes, dtype=torch.uint8).share_memory_() for _ in range(SLOTS)]
             self.filled.put(("slots", tensors))
-            self.arrays, self.unused = [t.numpy() for t in tensors], list(range(SLOTS))
+            self.tensors, self.unused = tensors, list(range(SLOTS))  # the tensors own the shared memory
+            self.arrays = [t.numpy() for t in tensors]
         while not self.unused:
             self.unused.append(self.free.get())
         slot = self.unused.pop()

@@ -14,7 +14,7 @@ kornia's pipeline cannot be captured):
 - ``hybrid``: ``new`` with kornia's ``RandomAffine`` in place of its own affine step.
 
 Each training is its own process (one CPU thread), ``--jobs`` at a time; finished ones (a
-``train_status.json``) are kept, so a rerun resumes. The summary compares each variant with
+``train_status.json``) are kept, so a rerun resumes (``--stop-after`` ends a run early for that). The summary compares each variant with
 ``new``: median and mean error, failed trainings (above ``--failed`` px, Fisher's exact test), and
 the two-sided sign test over seeds. It is printed and written to OUT/summary.json.
 """
@@ -28,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -129,8 +130,12 @@ def run_all(args) -> None:
     print(f"{len(jobs)} trainings to run, {args.jobs} at a time", flush=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 
+    start = time.monotonic()
+
     def launch(job):
         variant, seed = job
+        if args.stop_after is not None and time.monotonic() - start > args.stop_after:
+            return  # out of time: a later run resumes here
         model_dir = args.out / variant / str(seed)
         model_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, __file__, "--one", variant, str(seed), "--data", str(args.data), "--out", str(args.out), *args.overrides]
@@ -204,6 +209,7 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="trainings at once")
     parser.add_argument("--failed", type=float, default=6.0, help="a training above this test error (px) failed")
+    parser.add_argument("--stop-after", type=float, help="start no training after this many seconds (a rerun resumes)")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--summary-only", action="store_true", help="only summarise the models already in OUT")
     args, args.overrides = parser.parse_known_args(argv)

@@ -14,9 +14,9 @@ kornia's pipeline cannot be captured):
 - ``hybrid``: ``new`` with kornia's ``RandomAffine`` in place of its own affine step.
 
 Each training is its own process (one CPU thread), ``--jobs`` at a time; finished ones (a
-``train_status.json``) are kept, so a rerun resumes (``--stop-after`` ends a run early for that). The summary compares each variant with
-``new``: median and mean error, failed trainings (above ``--failed`` px, Fisher's exact test), and
-the two-sided sign test over seeds. It is printed and written to OUT/summary.json.
+``train_status.json``) are kept, so a rerun resumes (``--stop-after`` ends a run early for that).
+The summary compares each variant with ``new``: median and mean error, failed trainings (above
+``--failed`` px, Fisher's exact test), and the two-sided sign test over seeds. It is printed and written to OUT/summary.json.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def old_augmentation():
     import kornia.augmentation as K
     from torch import nn
 
+    from lightning_pose_lib.data.augment import outside_frame
+
     class KorniaAugmentation(nn.Module):
         def __init__(self, name: str):
             super().__init__()
@@ -66,8 +68,7 @@ def old_augmentation():
             missing = torch.isnan(keypoints).any(-1)
             images, moved = self.pipeline(images, torch.nan_to_num(keypoints, nan=0.0))
             moved = moved.clone()
-            outside = (moved[..., 0] < -0.5) | (moved[..., 0] > w - 0.5) | (moved[..., 1] < -0.5) | (moved[..., 1] > h - 0.5)
-            moved[missing | outside] = float("nan")
+            moved[missing | outside_frame(moved, h, w)] = float("nan")
             return images.clamp(0.0, 1.0), moved
 
     return KorniaAugmentation

@@ -78,9 +78,13 @@ class Augmentation(nn.Module):
         x = torch.where(chosen("noise", NOISE_P), x + NOISE_STD * torch.randn_like(x), x)  # new noise for each frame
         x = torch.where(chosen("erase", ERASE_P) & per_frame(erase_masks(u, h, w)), 0.0, x)
 
-        outside = (points[..., 0] < -0.5) | (points[..., 0] > w - 0.5) | (points[..., 1] < -0.5) | (points[..., 1] > h - 0.5)
-        points = torch.where((outside | torch.isnan(keypoints).any(-1))[..., None], float("nan"), points)
+        points = torch.where((outside_frame(points, h, w) | torch.isnan(keypoints).any(-1))[..., None], float("nan"), points)
         return x.clamp(0.0, 1.0).reshape(shape), points
+
+
+def outside_frame(points: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(..., K) True where keypoints (..., K, 2) lie beyond the edges of an h x w frame."""
+    return (points[..., 0] < -0.5) | (points[..., 0] > w - 0.5) | (points[..., 1] < -0.5) | (points[..., 1] > h - 0.5)
 
 
 def spread(u: torch.Tensor, half_width: float) -> torch.Tensor:

@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import numpy as np
@@ -68,6 +69,23 @@ HAND = {
             "target_heatmaps": torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]]),  # second keypoint unlabeled
         },
         0.5,  # (0.5^2 + 0.5^2) summed over pixels, averaged over the one labeled map
+    ),
+    "heatmap_kl": (
+        {},
+        {
+            "heatmaps": torch.tensor([[[[0.5, 0.5]], [[1.0, 0.0]]]]),
+            "target_heatmaps": torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]]),
+        },
+        math.log(2.0),  # 1 * log(1 / 0.5); the zero target pixel adds nothing
+    ),
+    "heatmap_js": (
+        {},
+        {
+            "heatmaps": torch.tensor([[[[0.5, 0.5]], [[1.0, 0.0]]]]),
+            "target_heatmaps": torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]]),
+        },
+        # middle (0.75, 0.25): (1 log(1/0.75) + 0.5 log(0.5/0.75) + 0.5 log(0.5/0.25)) / 2
+        (math.log(4 / 3) + 0.5 * math.log(2 / 3) + 0.5 * math.log(2.0)) / 2,
     ),
     "regression_mse": (
         {},
@@ -252,7 +270,7 @@ def test_training_values_are_logged_only_on_the_steps_lightning_writes(tmp_path)
     trainer = pl.Trainer(max_steps=6, log_every_n_steps=3, logger=CSVLogger(tmp_path, name="", version=0), limit_val_batches=0,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.fit(model, torch.utils.data.DataLoader(batches, batch_size=None))
-    assert calls.count("train_total_loss") == 2 and calls.count("train_heatmap_mse_loss") == 2
+    assert calls.count("train_total_loss") == 2 and calls.count("train_heatmap_kl_loss") == 2
     import pandas as pd
 
     logged = pd.read_csv(tmp_path / "version_0" / "metrics.csv")

@@ -191,7 +191,7 @@ def test_semi_supervised_training_logs_every_selected_loss(example_dir, tmp_path
     tags = logged_scalars(tmp_path)
     for name in losses:
         assert {f"train_{name}_loss", f"train_{name}_loss_weighted"} <= tags
-    assert {"train_heatmap_mse_loss", "unsupervised_importance", "val_pixel_error", "train_steps_per_s"} <= tags
+    assert {"train_heatmap_kl_loss", "unsupervised_importance", "val_pixel_error", "train_steps_per_s"} <= tags
     assert json.loads((tmp_path / "train_status.json").read_text())["train_steps_per_s"] > 0
     assert (tmp_path / "pca_singleview.npz").exists() and (tmp_path / "pca_multiview.npz").exists()
 

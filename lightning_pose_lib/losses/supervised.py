@@ -22,6 +22,36 @@ class HeatmapMSE(nn.Module):
         return masked_mean(per_map, target.sum(dim=(-2, -1)) > 0)
 
 
+@register_loss("heatmap_kl")
+class HeatmapKL(nn.Module):
+    """Mean over labeled keypoints of KL(target || predicted heatmap), each map a distribution.
+
+    Its gradient with respect to the logits is the predicted minus the target map: unlike the MSE
+    of the probabilities, it does not fade where the prediction is small.
+    """
+
+    def forward(self, out: dict) -> torch.Tensor:
+        pred, target = out["heatmaps"].float(), out["target_heatmaps"]
+        per_map = kl_divergence(target, pred).sum(dim=(-2, -1))
+        return masked_mean(per_map, target.sum(dim=(-2, -1)) > 0)
+
+
+@register_loss("heatmap_js")
+class HeatmapJS(nn.Module):
+    """Mean over labeled keypoints of the Jensen-Shannon divergence of target and prediction."""
+
+    def forward(self, out: dict) -> torch.Tensor:
+        pred, target = out["heatmaps"].float(), out["target_heatmaps"]
+        middle = (pred + target) / 2
+        per_map = (kl_divergence(target, middle) + kl_divergence(pred, middle)).sum(dim=(-2, -1)) / 2
+        return masked_mean(per_map, target.sum(dim=(-2, -1)) > 0)
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Pointwise terms of KL(p || q): p log(p / q), 0 where p is 0; ``eps`` keeps log q finite."""
+    return torch.where(p > 0, p * (torch.log(p.clamp_min(eps)) - torch.log(q + eps)), 0.0)
+
+
 @register_loss("regression_mse")
 class RegressionMSE(nn.Module):
     """Mean squared error of coordinates normalised by the image size, labeled keypoints only."""

@@ -126,6 +126,38 @@ def stats_by_set(table: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {name: stats(values[table["set"] == name].to_numpy()) for name in SETS if (table["set"] == name).any()}
 
 
+# --- Failed trainings -----------------------------------------------------------------------------
+
+# A model whose validation error is above this fraction of the mean-pose baseline's has barely left
+# the plateau where every frame gets about the mean pose (unconverged trainings on the generated
+# example ended at 0.5-0.8 of the baseline, converged ones at 0.2-0.4).
+UNCONVERGED_FRACTION_OF_BASELINE = 0.5
+# A model whose validation error is this many times the median of its siblings' (the other seeds of
+# its variant and sweep cell) failed where they did not.
+FAILED_FACTOR_OF_SIBLINGS = 1.5
+
+
+def unconverged_warning(metrics: dict[str, float], baseline: dict[str, float]) -> str | None:
+    """One line saying the model has barely learned, or None. Validation error, else training."""
+    for name in ("validation", "train"):
+        key = f"{name}_pixel_error"
+        if key in metrics and key in baseline:
+            if metrics[key] > UNCONVERGED_FRACTION_OF_BASELINE * baseline[key]:
+                return (f"{name} pixel error {metrics[key]:.2f} px is more than {UNCONVERGED_FRACTION_OF_BASELINE:g} of the "
+                        f"mean-pose baseline's {baseline[key]:.2f} px: the model has barely learned; train longer "
+                        "(training.max_epochs) or check the labels")
+            return None
+    return None
+
+
+def failed_among_siblings(errors: pd.Series, groups: pd.Series) -> pd.Series:
+    """True for each model whose error is above :data:`FAILED_FACTOR_OF_SIBLINGS` times the median
+    of its group (models differing only by seed); groups of fewer than 3 models are not judged."""
+    median = errors.groupby(groups).transform("median")
+    size = errors.groupby(groups).transform("count")
+    return (size >= 3) & (errors > FAILED_FACTOR_OF_SIBLINGS * median)
+
+
 # --- Metric files -------------------------------------------------------------------------------
 
 LABELED_METRICS = ("pixel_error", "pca_singleview_error", "pca_multiview_error")

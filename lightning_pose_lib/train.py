@@ -165,11 +165,16 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     best_model = PoseModel.load_from_checkpoint(ckpt_dir / "best.ckpt", map_location="cpu", weights_only=False)
     table = predict_labeled(best_model, dataset, batch_size=train_cfg["test_batch_size"])
     write_csv(table, model_dir / "predictions.csv")
-    from .metrics import pixel_error, summarize_pixel_error
+    from .metrics import SET_COLUMN, mean_pose_baseline, pixel_error, summarize_pixel_error, unconverged_warning
 
     metrics = summarize_pixel_error(pixel_error(table, dataset.labels))
+    baseline = summarize_pixel_error(mean_pose_baseline(dataset.labels, table[SET_COLUMN].to_numpy().astype(str)))
+    warning = unconverged_warning(metrics, baseline)
+    if warning:
+        log.warning("%s: %s", model_dir, warning)
     _end_other_ranks(trainer, wait=True)
-    _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch, train_steps_per_s=speed.steps_per_second())
+    _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch, train_steps_per_s=speed.steps_per_second(),
+                  **({"warning": warning} if warning else {}))
     return metrics
 
 

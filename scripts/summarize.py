@@ -11,6 +11,7 @@ training frames) and ``traces/<video>.png`` (one keypoint over time, several mod
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from lightning_pose_lib.cli import run
 from lightning_pose_lib.config import read_yaml
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.io import atomic_path
-from lightning_pose_lib.metrics import VIDEO_METRICS, is_metric_file, keypoint_array, read_metric
+from lightning_pose_lib.metrics import FAILED_FACTOR_OF_SIBLINGS, VIDEO_METRICS, failed_among_siblings, is_metric_file, keypoint_array, read_metric
 from lightning_pose_lib.viz import plots
 
 SET_ORDER = ("train", "validation", "test", "unused")
@@ -55,7 +56,15 @@ def summary_table(summaries: dict[str, dict], models: dict[str, dict]) -> pd.Dat
     info = ["model", "variant", *[c for c in info if c not in ("model", "variant", "seed", "train_frames")], "seed", "train_frames"]
     info = [c for c in info if c in table.columns]
     metrics = sorted((c for c in table.columns if c not in info), key=_metric_order)
-    return table[info + metrics]
+    table = table[info + metrics]
+    if "validation_pixel_error" in table:
+        cell = [c for c in info if c not in ("model", "seed")]
+        siblings = table[cell].astype(str).agg("|".join, axis=1)
+        table.insert(len(info), "failed_training", failed_among_siblings(table["validation_pixel_error"], siblings))
+        for model in table.loc[table["failed_training"], "model"]:
+            print(f"warning: {model}: validation pixel error above {FAILED_FACTOR_OF_SIBLINGS:g} x the median of its other seeds: "
+                  "a failed training (see its log)", file=sys.stderr)
+    return table
 
 
 def _is_metric(column: str) -> bool:

@@ -170,3 +170,36 @@ def test_a_pca_metric_without_a_saved_pca_is_nan_and_says_why(model_dir):
     assert f"{model_dir / 'pca_multiview.npz'} not found" in out.stderr
     table = pd.read_csv(model_dir / "video_preds/session0_pca_multiview_error.csv", index_col=0)
     assert len(table) == 60 and table.isna().all().all()
+
+
+def test_unconverged_warning_compares_with_the_mean_pose_baseline():
+    from lightning_pose_lib.metrics import unconverged_warning
+
+    baseline = {"train_pixel_error": 14.0, "validation_pixel_error": 14.0}
+    # The unconverged seeds of the generated example ended at 0.5-0.8 of the baseline, the converged at 0.2-0.4.
+    assert unconverged_warning({"train_pixel_error": 3.0, "validation_pixel_error": 10.9}, baseline).startswith("validation pixel error 10.90 px")
+    assert unconverged_warning({"train_pixel_error": 3.0, "validation_pixel_error": 3.4}, baseline) is None
+    # No validation frames: the training frames judge.
+    assert "train pixel error" in unconverged_warning({"train_pixel_error": 9.0}, {"train_pixel_error": 14.0})
+
+
+def test_a_failed_training_is_marked_among_its_seeds_only():
+    from lightning_pose_lib.metrics import failed_among_siblings
+
+    errors = pd.Series([3.0, 3.4, 3.2, 10.1, 9.0, 12.0])
+    groups = pd.Series(["a", "a", "a", "a", "b", "b"])  # group b has two models: not judged
+    assert failed_among_siblings(errors, groups).tolist() == [False, False, False, True, False, False]
+
+
+def test_the_summary_marks_a_failed_seed_and_says_so(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summarize", ROOT / "scripts" / "summarize.py")
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    errors = {0: 3.1, 1: 3.3, 2: 10.2, 3: 3.0}
+    summaries = {f"sup__seed={s}": {"validation_pixel_error": e, "baseline_validation_pixel_error": 14.0} for s, e in errors.items()}
+    models = {f"sup__seed={s}": {"variant": "sup", "seed": s} for s in errors}
+    table = summarize.summary_table(summaries, models)
+    assert table["failed_training"].tolist() == [False, False, True, False, False]  # the last row: the baseline
+    assert "warning: sup__seed=2: validation pixel error above 1.5 x the median of its other seeds" in capsys.readouterr().err

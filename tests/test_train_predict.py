@@ -38,6 +38,8 @@ def test_model_folder_is_complete(trained, example_dir):
     assert "torch" in provenance["libraries"]
     saved = yaml.safe_load((model_dir / "config.yaml").read_text())
     assert saved["training"]["max_epochs"] == 2
+    # Two epochs leave the model near the mean pose: the status (and the log) say so.
+    assert "mean-pose baseline" in json.loads((model_dir / "train_status.json").read_text())["warning"]
 
 
 def test_labeled_predictions_have_sets_and_original_pixels(trained, example_dir):

@@ -308,8 +308,6 @@ def link_from_store(store, video, output, log):
 from lightning_pose_lib.data.unlabeled import list_videos
 
 BENCHMARK = config["benchmark"]
-# Resolved from the workflow's own folder, so that any working directory (--directory) works.
-BENCHMARK_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "throughput.py")
 
 
 def benchmark_datasets():

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 import torch
+import yaml
 
 from conftest import ROOT, tiny_overrides
 from lightning_pose_lib.config import load_config
@@ -153,4 +154,18 @@ def test_workflow_fetches_the_weights_before_the_trainings_that_need_them(tmp_pa
     assert "download_weights" not in dry_run_jobs(workdir, f"{models}/scratch__seed=0/train_status.json")
     out = snakemake(workdir, "-n", "fetch_weights")  # the documented target on the login node
     assert out.returncode == 0 and "resources/weights/resnet18-f37072fd.pth" in out.stdout, out.stdout + out.stderr
+
+    # With the file cached, the training job reads it (no network needed) and its resolved config
+    # names it. (A generated file stands in for torchvision's: the job does not check the checksum
+    # of a file the workflow itself fetched and checked.)
+    torch.manual_seed(2)
+    source = create_backbone("resnet18").state_dict()
+    cached = workdir / "resources/weights/resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(source, cached)
+    assert "download_weights" not in dry_run_jobs(workdir, "fetch_weights")
+    out = snakemake(workdir, f"{models}/pretrained__seed=0/train_status.json")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    resolved = yaml.safe_load((workdir / models / "pretrained__seed=0/config.yaml").read_text())
+    assert resolved["model"]["backbone_pretrained"] == "resources/weights/resnet18-f37072fd.pth"
 

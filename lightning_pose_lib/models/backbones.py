@@ -105,7 +105,7 @@ def fetch_weights(weights: Weights, folder: str | os.PathLike, timeout: float = 
     return target
 
 
-def load_pretrained(model: nn.Module, name: str, source: bool | str, weights_dir: str | os.PathLike | None = None, allow_random_init: bool = False) -> None:
+def load_pretrained(model: nn.Module, name: str, source: bool | str, allow_random_init: bool = False) -> None:
     """Load weights from a file path, or (``source is True``) ImageNet's from the cache folder.
 
     A cache without the file is filled from the web when there is network. Without either, the
@@ -118,7 +118,7 @@ def load_pretrained(model: nn.Module, name: str, source: bool | str, weights_dir
         path = source
     else:
         weights = weights_of(name)
-        folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+        folder = default_weights_dir()
         try:
             path = fetch_weights(weights, folder)
         except OSError as err:  # no network on this node (URLError is an OSError), or no write access

@@ -2,7 +2,7 @@
 """Does the augmentation change accuracy? One model trained per seed and augmentation variant,
 then the variants compared pair by pair (same seed) on test pixel error.
 
-    python benchmarks/augmentation_seeds.py --data EXAMPLE_DIR --out OUT --seeds 26-75 \
+    python scripts/benchmark.py augmentation_seeds --data EXAMPLE_DIR --out OUT --seeds 26-75 \
         [--variants new old hybrid] [--jobs N] [key=value ...]
 
 Variants (each trains ``config/model.yaml`` with ``model.model_type=heatmap`` and

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training throughput on several GPUs against one GPU, for the same global batch, in one run.
 
-    python benchmarks/ddp_scaling.py --data DATASET_DIR --out OUT [--gpus 2] [--batch 32] [--clip 32]
+    python scripts/benchmark.py ddp_scaling --data DATASET_DIR --out OUT [--gpus 2] [--batch 32] [--clip 32]
         [--epochs 8] [--backbone resnet50] [--size 256] [--context] [--cpu] [key=value ...]
 
 Trains a semi-supervised model (temporal loss) with ``scripts/train.py`` twice, from the same seed:

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Packs what a lent GPU machine lacks (it has torch but no network) into parts small enough to
-# carry, one per device call: the wheels kornia, av, jsonschema and DALI's pure dependencies for
-# its Python 3.12, and DALI itself unpacked for 3.12 alone and recompressed with xz (236 MB
-# instead of the 424 MB wheel: 5 parts of 62 MB, not 8). Run here, in the repository root:
+# Packs what a GPU machine without network lacks (it has Python 3.12 and torch) into parts of
+# 62 MB: the wheels kornia, av, jsonschema and DALI's pure dependencies for Python 3.12, and DALI
+# itself unpacked for 3.12 alone and recompressed with xz (236 MB instead of the 424 MB wheel).
+# Run it in the repository root of a machine with network:
 #   bash benchmarks/gpu_bundle.sh          -> .dali/bundle/part00 ... (ignored by git)
-# On the machine: one call per part, `mkdir -p /tmp/carry && cp .dali/bundle/partNN /tmp/carry/`
-# with carry [".dali/bundle/partNN"], back to back while it stays warm; benchmarks/gpu_env.sh
-# then installs everything into /tmp/site.
+# Copy the parts to /tmp/carry/ on the GPU machine; benchmarks/gpu_env.sh (sourced by
+# benchmarks/gpu_speed.sh) then installs everything into /tmp/site.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.dali/' .git/info/exclude 2>/dev/null || echo '/.dali/' >> .git/info/exclude

@@ -1,5 +1,5 @@
-# Sourced by the GPU scripts: installs what benchmarks/gpu_bundle.sh packed and the device calls
-# carried to /tmp/carry (wheels, and DALI unpacked) into /tmp/site once, sets PYTHONPATH and $out.
+# Sourced by benchmarks/gpu_speed.sh: installs what benchmarks/gpu_bundle.sh packed and was copied
+# to /tmp/carry (wheels, and DALI unpacked) into /tmp/site once, sets PYTHONPATH and $out.
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 if [ ! -d /tmp/site/lightning_pose_lib_bundle_done ]; then

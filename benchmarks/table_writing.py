@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What writing one video's prediction files costs, with pandas' CSV writer as the baseline.
 
-    python benchmarks/table_writing.py [--frames 1000] [--keypoints 17] [--repeats 20]
+    python scripts/benchmark.py table_writing [--frames 1000] [--keypoints 17] [--repeats 20]
 
 Times, on this machine's CPU, one prediction table (frames x keypoints x (x, y, likelihood)):
 pandas' ``to_csv(float_format="%.4f")`` (what prediction used before), ``io.write_csv`` (the same

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Prediction and training throughput against the model's own ceiling, measured in one run.
 
-    python benchmarks/throughput.py --data DATASET_DIR --out OUT [--copies 32] [--backbone resnet50]
+    python scripts/benchmark.py throughput --data DATASET_DIR --out OUT [--copies 32] [--backbone resnet50]
         [--size 256] [--batch 128] [--decoders 4] [--context] [--compile] [--train-epochs 100]
         [--backend auto [pyav dali ...]]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where a semi-supervised training step spends its time, one variant against another, in one run.
 
-    python benchmarks/train_step.py --data DATASET_DIR --out OUT [--backbone resnet50] [--size 256]
+    python scripts/benchmark.py train_step --data DATASET_DIR --out OUT [--backbone resnet50] [--size 256]
         [--batch 16] [--clip 16] [--steps 30] [--compile]
 
 A plain loop of training steps (bf16 on a GPU) in these variants:

@@ -1,16 +1,16 @@
 #!/usr/bin/env python
-"""Run the throughput benchmark into a fresh work folder and keep only its figures:
-``benchmark.py --json OUT.json --work-dir DIR [benchmarks/throughput.py arguments except --out]``.
+"""The benchmarks' one entry point: ``benchmark.py NAME [ARGUMENTS]`` runs benchmarks/NAME.py with
+those arguments; ``benchmark.py`` alone lists the benchmarks, ``benchmark.py NAME --help`` one's
+arguments. Figures and how to read them: docs/benchmarks.md.
 
-benchmarks/throughput.py trains its model in DIR (resuming only a training of the same config), its
-video copies and predictions go there too; DIR is emptied first and, on success, removed once the
-benchmark's DIR/throughput.json is moved to OUT.json.
-The benchmark's printout (figures, ratios, GPU name, versions) goes to stdout; in the workflow
-(rule benchmark, workflow/rules/benchmark.smk) to the rule's log.
+In the workflow (rule benchmark, workflow/rules/benchmark.smk) this script runs the throughput
+benchmark in a work folder that is emptied first and removed once the benchmark's figures
+(WORK/throughput.json) are moved to the rule's output; the printout goes to the rule's log.
 """
 
-import argparse
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,17 +18,35 @@ from pathlib import Path
 
 from lightning_pose_lib.cli import run
 
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
-def benchmark(script, args, json_out, work_dir):
+
+def available() -> dict[str, str]:
+    """{name: the first sentence of its docstring} of every Python benchmark."""
+    out = {}
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        summary = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split("\n\n")[0].split())
+        out[path.stem] = re.split(r"(?<=[.?])\s", summary)[0]
+    return out
+
+
+def run_benchmark(name: str, args: list[str]) -> int:
+    script = BENCHMARKS / f"{name}.py"
+    if not script.is_file():
+        sys.exit(f"error: no benchmark named {name!r} (available: {', '.join(available())})")
+    # Our stdout and stderr: in the workflow they are the rule's log (lightning_pose_lib.cli.run).
+    return subprocess.run([sys.executable, str(script), *args], stdout=sys.stdout, stderr=sys.stderr).returncode
+
+
+def throughput_into(args, json_out, work_dir):
     work_dir, json_out = Path(work_dir), Path(json_out)
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
-    command = [sys.executable, str(script), *map(str, args), "--out", str(work_dir)]
-    print("running:", " ".join(command), flush=True)
+    print("running: benchmarks/throughput.py", " ".join(map(str, args)), "--out", work_dir, flush=True)
     sys.stderr.flush()
-    status = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr).returncode
+    status = run_benchmark("throughput", [*map(str, args), "--out", str(work_dir)])
     if status != 0:
-        print(f"error: {script} failed with exit status {status} (its output is above; {work_dir} kept)", file=sys.stderr, flush=True)
+        print(f"error: benchmarks/throughput.py failed with exit status {status} (its output is above; {work_dir} kept)", file=sys.stderr, flush=True)
         sys.exit(status)
     json_out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(work_dir / "throughput.json", json_out)  # same file system: atomic
@@ -37,17 +55,17 @@ def benchmark(script, args, json_out, work_dir):
 
 
 def cli_main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", required=True, help="where the figures go")
-    parser.add_argument("--work-dir", required=True, help="the benchmark's scratch folder (emptied first, removed on success)")
-    args, rest = parser.parse_known_args()
-    if "--out" in rest:
-        parser.error("--out is set by this script (--work-dir)")
-    benchmark(Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py", rest, args.json, args.work_dir)
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print("usage: python scripts/benchmark.py NAME [ARGUMENTS]   (NAME --help: its arguments; docs/benchmarks.md: figures)\n")
+        width = max(map(len, available()))
+        for name, summary in available().items():
+            print(f"  {name:<{width}}  {summary}")
+        return
+    sys.exit(run_benchmark(sys.argv[1], sys.argv[2:]))
 
 
 def rule_main(smk):
-    benchmark(smk.params.script, smk.params.args, smk.output.json, smk.params.work_dir)
+    throughput_into(smk.params.args, smk.output.json, smk.params.work_dir)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
 import math
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -8,7 +6,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.losses import LOSSES, build_loss
-from lightning_pose_lib.models.backbones import BACKBONES, create_backbone, list_backbones, load_pretrained
+from lightning_pose_lib.models.backbones import BACKBONES, create_backbone, list_backbones
 from lightning_pose_lib.pca import fit_pca
 from lightning_pose_lib.models.pose_model import BackboneWarmup, PoseModel, StepSchedule
 
@@ -29,15 +27,6 @@ def test_pretrained_weights_from_a_file(tmp_path):
     target = create_backbone("resnet18", pretrained=str(path))
     for key, value in source.state_dict().items():
         assert torch.equal(value, target.state_dict()[key])
-
-
-def test_pretrained_offline_falls_back_to_random_init(monkeypatch):
-    def offline(*args, **kwargs):
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.warns(UserWarning, match="random initialisation"):
-        create_backbone("resnet18", pretrained=True)
 
 
 def test_resnet_matches_torchvision_when_available():

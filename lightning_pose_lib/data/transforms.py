@@ -38,7 +38,7 @@ def to_model_input(frames, size_hw: tuple[int, int], device: torch.device | str 
     in [0, 1] at the model size.
 
     Resizing is bilinear with antialiasing, done on ``device`` (the GPU when predicting there: about
-    7% of a ResNet-50's time at 256 x 256, benchmarks/preprocess.py). ImageNet normalisation happens
+    7% of a ResNet-50's time at 256 x 256, docs/benchmarks.md). ImageNet normalisation happens
     inside the model, so augmentation can work on [0, 1] images.
     """
     if isinstance(frames, YUV420Frames):  # resized before conversion: a third of the pixels to convert

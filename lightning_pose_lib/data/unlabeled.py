@@ -90,7 +90,7 @@ class DaliUnlabeledClips:
 
     A random clip starts decoding at the keyframe before it: on the example video (a keyframe
     every 240 frames) a 16-frame clip cost about 8 times its frames, and DALI delivered only
-    13.6-23.5 clips a second on the H200 (benchmarks/clips.py), no more than training takes. So
+    13.6-23.5 clips a second on the H200 (docs/benchmarks.md), no more than training takes. So
     each seek decodes a run of up to ``run_frames`` consecutive frames (fewer for large frames:
     a run's decoded frames stay under ``RUN_BYTES``, and runs fit in the shortest video), cut
     into clips of ``length`` frames that wait, with those of other runs, in a buffer of

@@ -1,29 +1,53 @@
-"""Backbone registry.
+"""Backbone registry and pretrained weights.
 
 A backbone maps images (B, 3, H, W) to features (B, C, H/32, W/32) and exposes ``out_channels``.
 ResNets are written here with torchvision's parameter names, so torchvision's ImageNet checkpoints
 load into them unchanged; this keeps torchvision (and its CUDA-coupled wheels) out of the
-dependencies. Register a new backbone with ``@register_backbone("name")``.
+dependencies. Register a new backbone with ``@register_backbone("name", Weights(url, sha256))``.
+
+ImageNet weights live in a cache folder (torch hub's ``$TORCH_HOME/hub/checkpoints`` unless told
+otherwise), under the file name of their URL. :func:`fetch_weights` downloads them there on a
+machine with network and checks their SHA-256; training reads them from there offline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import urllib.request
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ..errors import InputError
+from ..io import atomic_path
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a backbone's ImageNet weights come from, and the SHA-256 of the file."""
+
+    url: str
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
 BACKBONES: dict[str, Callable[[], nn.Module]] = {}
-PRETRAINED_URLS: dict[str, str] = {}
+PRETRAINED: dict[str, Weights] = {}
 
 
-def register_backbone(name: str, url: str | None = None):
+def register_backbone(name: str, weights: Weights | None = None):
     def wrap(factory: Callable[[], nn.Module]):
         BACKBONES[name] = factory
-        if url:
-            PRETRAINED_URLS[name] = url
+        if weights:
+            PRETRAINED[name] = weights
         return factory
 
     return wrap
@@ -33,42 +57,82 @@ def list_backbones() -> list[str]:
     return sorted(BACKBONES)
 
 
-def create_backbone(name: str, pretrained: bool | str = False) -> nn.Module:
+def create_backbone(name: str, pretrained: bool | str = False, allow_random_init: bool = False) -> nn.Module:
     """Build a registered backbone; ``pretrained`` is False, True (ImageNet) or a weights file."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r} (registered: {', '.join(list_backbones())})")
     model = BACKBONES[name]()
     if pretrained:
-        load_pretrained(model, name, pretrained)
+        load_pretrained(model, name, pretrained, allow_random_init=allow_random_init)
     return model
 
 
-def load_pretrained(model: nn.Module, name: str, source: bool | str) -> None:
-    """Load weights from a file path, or (``source is True``) from the torch hub cache or the web.
+def default_weights_dir() -> Path:
+    """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where ``true`` looks."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
-    Offline, a missing download leaves the random initialisation in place and warns, so clusters
-    whose compute nodes have no internet still run (pre-fill ``$TORCH_HOME`` or pass a file path).
+
+def weights_of(name: str) -> Weights:
+    if name not in PRETRAINED:
+        raise InputError("config", f"no ImageNet weights are known for backbone {name!r} (model.backbone_pretrained); known: {', '.join(sorted(PRETRAINED))}")
+    return PRETRAINED[name]
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_weights(weights: Weights, folder: str | os.PathLike, timeout: float = 30.0) -> Path:
+    """``folder/<file name>``, downloaded first unless a file with the right checksum is there.
+
+    The download goes to a temporary name and becomes the file only once its SHA-256 matches, so a
+    cut connection or a wrong file never leaves something that looks like the weights.
     """
-    from ..errors import InputError
+    target = Path(folder) / weights.file_name
+    if target.is_file() and sha256_of(target) == weights.sha256:
+        return target
+    with atomic_path(target) as tmp:
+        with urllib.request.urlopen(weights.url, timeout=timeout) as response, open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+        found = sha256_of(tmp)
+        if found != weights.sha256:
+            raise InputError(weights.url, f"downloaded file has SHA-256 {found}, expected {weights.sha256}; nothing was saved")
+    return target
 
+
+def load_pretrained(model: nn.Module, name: str, source: bool | str, allow_random_init: bool = False) -> None:
+    """Load weights from a file path, or (``source is True``) ImageNet's from the cache folder.
+
+    A cache without the file is filled from the web when there is network. Without either, the
+    run stops with an error naming the fix, unless ``allow_random_init``
+    (``model.allow_random_init_fallback``): then it warns and keeps the random initialisation.
+    """
     if isinstance(source, str):
         if not os.path.isfile(source):
             raise InputError(source, "backbone weights file not found (model.backbone_pretrained)")
-        state = torch.load(source, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
+        path = source
     else:
-        url = PRETRAINED_URLS.get(name)
-        if url is None:
-            warnings.warn(f"no pretrained weights known for backbone {name!r}; using random initialisation")
-            return
+        weights = weights_of(name)
+        folder = default_weights_dir()
         try:
-            state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
-        except Exception as err:  # no network on the node: any failure of the download ends here
-            warnings.warn(f"could not load ImageNet weights for {name} ({err}); using random initialisation")
+            path = fetch_weights(weights, folder)
+        except OSError as err:  # no network on this node (URLError is an OSError), or no write access
+            problem = f"no verified ImageNet weights for {name} here and the download failed ({getattr(err, 'reason', err)})"
+            if not allow_random_init:
+                fix = f"run `python scripts/fetch_weights.py --dir {folder} {name}` (or `snakemake fetch_weights`) on a machine with network, or set model.backbone_pretrained to a weights file"
+                raise InputError(folder / weights.file_name, f"{problem}; {fix}") from None
+            warnings.warn(f"{folder / weights.file_name}: {problem}; using random initialisation (model.allow_random_init_fallback)")
             return
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
     if missing:
-        raise ValueError(f"pretrained weights for {name} lack parameters: {missing[:5]}")
+        raise InputError(path, f"weights for backbone {name} lack parameters: {missing[:5]}")
 
 
 class BasicBlock(nn.Module):
@@ -145,24 +209,26 @@ class ResNet(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
+# torchvision's ImageNet weights (resnet18/34: IMAGENET1K_V1, resnet50/101: IMAGENET1K_V2). Their
+# file names carry the first 8 hex digits of the SHA-256, which torch hub checks; we check all 64.
 _TV = "https://download.pytorch.org/models/"
 
 
-@register_backbone("resnet18", _TV + "resnet18-f37072fd.pth")
+@register_backbone("resnet18", Weights(_TV + "resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"))
 def resnet18() -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2])
 
 
-@register_backbone("resnet34", _TV + "resnet34-b627a593.pth")
+@register_backbone("resnet34", Weights(_TV + "resnet34-b627a593.pth", "b627a593bcbe140c234610266fe4f8ae95ea42fc881d091c9b6052e6b1d0590f"))
 def resnet34() -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3])
 
 
-@register_backbone("resnet50", _TV + "resnet50-11ad3fa6.pth")
+@register_backbone("resnet50", Weights(_TV + "resnet50-11ad3fa6.pth", "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"))
 def resnet50() -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 
-@register_backbone("resnet101", _TV + "resnet101-cd907fc2.pth")
+@register_backbone("resnet101", Weights(_TV + "resnet101-cd907fc2.pth", "cd907fc2a0de2292b2ba2b27d2216bc672d84632d1cf20058d01c0c03b5e020e"))
 def resnet101() -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3])

@@ -24,7 +24,7 @@ from ..data.heatmaps import heatmaps_to_keypoints, make_heatmaps, spatial_softma
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_points
 from ..errors import InputError
 from ..losses import build_loss, weight_from_log_weight
-from .backbones import create_backbone
+from .backbones import create_backbone, load_pretrained
 from .cuda_graphs import TrainingGraph
 from .heads import ContextHead, HeatmapHead, RegressionHead
 
@@ -44,7 +44,7 @@ class PoseModel(pl.LightningModule):
         dims = cfg["data"]["image_resize_dims"]
         self.input_hw = (dims["height"], dims["width"])
         self.heatmap_hw = (dims["height"] // HEATMAP_STRIDE, dims["width"] // HEATMAP_STRIDE)
-        self.backbone = create_backbone(model_cfg["backbone"], model_cfg["backbone_pretrained"])
+        self.backbone = create_backbone(model_cfg["backbone"])  # pretrained weights: see setup()
         if self.model_type == "regression":
             self.head = RegressionHead(self.backbone.out_channels, num_keypoints)
             self.supervised_loss = build_loss("regression_mse")
@@ -254,6 +254,15 @@ class PoseModel(pl.LightningModule):
                 self.step_graph = False
                 return self.training_losses(*inputs)
         return self.step_graph(*inputs) if self.step_graph.fits(inputs) else self.training_losses(*inputs)
+
+    def setup(self, stage: str) -> None:
+        # Pretrained weights are loaded when training starts, not when the model is built: a model
+        # loaded from its checkpoint (prediction) then needs neither the network nor the weights
+        # cache. A resumed training loads them and Lightning then restores the checkpoint over them;
+        # model.checkpoint's weights take their place.
+        model_cfg = self.cfg["model"]
+        if stage == "fit" and model_cfg["backbone_pretrained"] and not model_cfg["checkpoint"]:
+            load_pretrained(self.backbone, model_cfg["backbone"], model_cfg["backbone_pretrained"], allow_random_init=model_cfg["allow_random_init_fallback"])
 
     def on_validation_epoch_start(self) -> None:
         # Under DDP every rank's batch-norm statistics follow its own batches (the strategy does not

@@ -19,7 +19,6 @@ rule benchmark:
     output:
         json="results/benchmarks/{dataset}/throughput_{model_kind}.json",
     params:
-        script=BENCHMARK_SCRIPT,
         args=benchmark_args,
         work_dir="results/benchmarks/{dataset}/work_{model_kind}",
     wildcard_constraints:

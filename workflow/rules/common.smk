@@ -308,8 +308,6 @@ def link_from_store(store, video, output, log):
 from lightning_pose_lib.data.unlabeled import list_videos
 
 BENCHMARK = config["benchmark"]
-# Resolved from the workflow's own folder, so that any working directory (--directory) works.
-BENCHMARK_SCRIPT = str(Path(workflow.basedir).parent / "benchmarks" / "throughput.py")
 
 
 def benchmark_datasets():
@@ -363,3 +361,49 @@ def benchmark_args(wildcards):
     if b["compile"]:
         args.append("--compile")
     return [str(a) for a in args]
+
+
+# --- Pretrained weights: fetched by local rules, read offline by training (rules/weights.smk) ------
+from lightning_pose_lib.models.backbones import weights_of
+
+WEIGHTS_DIR = str(Path(config["weights_dir"]))
+
+
+def _pretrained_backbone(dataset, model_id):
+    """The backbone whose ImageNet weights a model's config asks for (backbone_pretrained: true;
+    false or a weights file ask for nothing), or None."""
+    model_cfg = model_config(dataset, model_id)["model"]
+    if model_cfg["backbone_pretrained"] is not True:
+        return None
+    try:
+        weights_of(model_cfg["backbone"])
+    except InputError as err:
+        raise WorkflowError(f"model {dataset}/{model_id}: {err}")
+    return model_cfg["backbone"]
+
+
+# {file name: backbone} of every ImageNet weights file some model needs
+WEIGHTS_FILES = {
+    weights_of(backbone).file_name: backbone
+    for dataset in DATASETS
+    for model_id in MODELS[dataset]
+    if (backbone := _pretrained_backbone(dataset, model_id))
+}
+
+
+def pretrained_weights_files():
+    return [f"{WEIGHTS_DIR}/{name}" for name in WEIGHTS_FILES]
+
+
+def train_weights(wildcards):
+    """The cached weights file a training reads (an input of its job), when its config asks for one."""
+    backbone = _pretrained_backbone(wildcards.dataset, wildcards.model)
+    return [f"{WEIGHTS_DIR}/{weights_of(backbone).file_name}"] if backbone else []
+
+
+def train_config_wc(wildcards):
+    """The model config a training job trains: backbone_pretrained true becomes the cached file,
+    so that the job never needs the network."""
+    weights = train_weights(wildcards)
+    config_ = model_config_wc(wildcards)
+    return merge(config_, {"model": {"backbone_pretrained": weights[0]}}) if weights else config_

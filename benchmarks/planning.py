@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scale figures of the workflow: planning time and per-video prediction overhead.
 
-    python scripts/benchmark_planning.py [--videos 500] [--models 3] [--predict-videos 8]
+    python scripts/benchmark.py planning [--videos 500] [--models 3] [--predict-videos 8]
         [--model-dir DIR --video FILE ...]
 
 1. Planning: makes a dataset (the synthetic example's labels) with ``--videos`` tiny fake video files

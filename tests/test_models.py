@@ -30,11 +30,12 @@ def test_pretrained_weights_from_a_file(tmp_path):
         assert torch.equal(value, target.state_dict()[key])
 
 
-def test_pretrained_offline_falls_back_to_random_init(monkeypatch):
+def test_pretrained_offline_falls_back_to_random_init(monkeypatch, tmp_path):
     def offline(*args, **kwargs):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.warns(UserWarning, match="random initialisation"):
         create_backbone("resnet18", pretrained=True)
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import ROOT, tiny_overrides
+from lightning_pose_lib import checkpoints
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.video import probe_video
 
@@ -45,7 +46,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 
 
 def weights(ckpt: Path) -> dict:
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = checkpoints.load(ckpt)
     return {"epoch": checkpoint["epoch"], "state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}
 
 
@@ -73,7 +74,7 @@ def test_signal_stops_at_epoch_end_and_rerun_resumes_to_the_same_model(signum, u
     process.send_signal(signum)
     code, out = finish(process)
     assert code == 128 + signum, out[-3000:]
-    stopped_at = torch.load(model_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    stopped_at = checkpoints.load(model_dir / "checkpoints/last.ckpt")["epoch"]
     assert stopped_at < EPOCHS - 1 and "stopping after epoch" in out, out[-3000:]
     assert not (model_dir / "predictions.csv").exists()
     # As Snakemake does after a failed job: its declared outputs are deleted before the rerun.

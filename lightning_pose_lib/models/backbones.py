@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -49,23 +51,28 @@ def load_pretrained(model: nn.Module, name: str, source: bool | str) -> None:
     Offline, a missing download leaves the random initialisation in place and warns, so clusters
     whose compute nodes have no internet still run (pre-fill ``$TORCH_HOME`` or pass a file path).
     """
+    from .. import checkpoints  # imports the models itself
     from ..errors import InputError
 
     if isinstance(source, str):
         if not os.path.isfile(source):
             raise InputError(source, "backbone weights file not found (model.backbone_pretrained)")
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        state = checkpoints.load(source, what="weights")
         state = state.get("state_dict", state)
     else:
         url = PRETRAINED_URLS.get(name)
         if url is None:
             warnings.warn(f"no pretrained weights known for backbone {name!r}; using random initialisation")
             return
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
         try:
-            state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
+            if not cached.is_file():
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(url, str(cached), progress=False)
         except Exception as err:  # no network on the node: any failure of the download ends here
             warnings.warn(f"could not load ImageNet weights for {name} ({err}); using random initialisation")
             return
+        state = checkpoints.load(cached, what="weights")
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
     if missing:
         raise ValueError(f"pretrained weights for {name} lack parameters: {missing[:5]}")

@@ -144,7 +144,7 @@ def predict_videos(
     """
     names = keypoint_names or model.hparams.get("keypoint_names") or [f"kp{k}" for k in range(model.num_keypoints)]
     if model.is_context and batch_size <= 2 * CONTEXT:
-        raise ValueError(f"the context model needs batch_size > {2 * CONTEXT} (each piece carries {2 * CONTEXT} context frames)")
+        raise InputError(None, f"batch size {batch_size}: the context model needs more than {2 * CONTEXT} frames per batch (each piece carries {2 * CONTEXT} context frames)")
     decoders = max(1, min(decoders, len(jobs)))
     if model.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # batches have one shape, so the tuned kernels are reused

@@ -16,6 +16,7 @@ temporary file elsewhere onto the final name: killed during the copy, it leaves 
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -58,9 +59,13 @@ def load(path: str | os.PathLike, what: str = "checkpoint") -> dict[str, Any]:
 def save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``checkpoint`` to ``path`` atomically and durably (see the module docstring)."""
     path = Path(path)
+    # Serialized in memory first: torch's file writer reports a full disk as a RuntimeError
+    # without the cause; a plain write raises OSError (ENOSPC), which names the problem.
+    data = io.BytesIO()
+    torch.save(checkpoint, data)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
+            f.write(data.getbuffer())
             f.flush()
             os.fsync(f.fileno())
     # The rename itself reaches the disk with the folder's entry.

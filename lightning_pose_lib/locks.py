@@ -29,31 +29,36 @@ def model_lock(model_dir: str | os.PathLike, shared: bool = False) -> Iterator[N
     it needs no lock."""
     model_dir = Path(model_dir)
     path = model_dir / LOCK_FILE
-    if shared:
-        try:
-            handle = open(path, "a+")
-        except OSError:
-            handle = None
-        if handle is None:
-            yield
-            return
-    else:
+    if not shared:
         model_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")
-    with handle:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        if not shared:
+            raise
+        try:  # a folder this process cannot write in: lock if the lock file is there
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            fd = None
+    if fd is None:
+        yield
+        return
+    try:
         try:
-            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
             raise InputError(model_dir, f"in use by another process ({holder or 'predicting'}); wait until it ends") from None
-        if not shared:  # who holds it, for the message a second process gets
-            handle.truncate(0)
-            handle.write(f"training, process {os.getpid()} on {socket.gethostname()}\n")
-            handle.flush()
+        if not shared:  # who holds it, for the message a second process gets (a full disk: nobody)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"training, process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         try:
             yield
         finally:
             if not shared:
-                handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -161,14 +161,23 @@ def evaluate(model_dir, video_predictions=()):
     """Standalone: every metric of every predictions file of the model, then the summary."""
     model_dir = Path(model_dir)
     cfg = read_yaml(model_dir / "config.yaml")
-    labeled = {m: str(write_metric(model_dir, model_dir / "predictions.csv", m)) for m in metrics_for(cfg, labeled=True)}
-    videos = {}
+    video_files = {}
     for path in video_predictions:
-        video = find_video(model_dir, Path(path).stem)
-        if video is None:
+        video_files[path] = find_video(model_dir, Path(path).stem)
+        if video_files[path] is None:
             logging.warning("%s: its video is not in data.video_dir; its frame count is not checked", path)
-        videos[Path(path).stem] = {m: str(write_metric(model_dir, path, m, video=video)) for m in metrics_for(cfg, labeled=False)}
+    check_tables(model_dir / "predictions.csv", video_files)
+    labeled = {m: str(write_metric(model_dir, model_dir / "predictions.csv", m)) for m in metrics_for(cfg, labeled=True)}
+    videos = {Path(p).stem: {m: str(write_metric(model_dir, p, m, video=v)) for m in metrics_for(cfg, labeled=False)} for p, v in video_files.items()}
     return summarize_model(model_dir, labeled, videos)
+
+
+def check_tables(labeled, videos: dict) -> None:
+    """Every prediction table, before any metric file is written: a bad one must not leave the
+    metrics of the others looking like a finished evaluation. ``videos``: table -> video or None."""
+    read_predictions(labeled)
+    for path, video in videos.items():
+        read_predictions(path, None if video is None else frame_count(video))
 
 
 def cli_main(argv=None):
@@ -192,6 +201,7 @@ def rule_main(smk):
     model_dir = Path(smk.output.summary).parent.parent
     labeled = {m: str(write_metric(model_dir, smk.input.predictions, m, out)) for m, out in zip(smk.params.labeled_metrics, smk.output.labeled)}
     predictions = {Path(p).stem: p for p in smk.input.videos}
+    check_tables(smk.input.predictions, {p: smk.params.video_files[video] for video, p in predictions.items()})
     videos = {}
     for (video, metric), out in zip(smk.params.video_metrics, smk.output.videos):
         videos.setdefault(video, {})[metric] = str(write_metric(model_dir, predictions[video], metric, out, video=smk.params.video_files[video]))

@@ -48,7 +48,7 @@ def load(path: str | os.PathLike, what: str = "checkpoint") -> dict[str, Any]:
     except pickle.UnpicklingError as err:
         found = re.search(r"(?:GLOBAL|got <class) '?([\w.]+)", str(err))
         needs = f" ({found.group(1)})" if found else ""
-        raise InputError(path, f"refused: it holds a type{needs} that this project's {what}s never contain, and loading it could run code") from None
+        raise InputError(path, f"refused: it holds a type{needs} that no {what} file of this project contains, and loading it could run code") from None
     except Exception as err:  # torch's errors for a truncated or foreign file are of many types
         raise InputError(path, f"not a readable {what}: truncated or not a PyTorch file ({type(err).__name__})") from None
     if not isinstance(content, dict):

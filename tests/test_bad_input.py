@@ -534,3 +534,118 @@ def test_bad_input_stops_with_one_line_naming_the_file(case, example_dir, traine
         after = visible_files(folder)
         changed = {name for name, stat in after.items() if files.get(name) != stat}
         assert not looks_finished(changed, folder, setup.started), (errors[0], looks_finished(changed, folder, setup.started))
+
+
+# --- checkpoints that would run code -------------------------------------------------------------
+
+def test_the_payload_runs_when_loaded_unsafely(tmp_path):
+    """The test's payload is real: a plain ``torch.load`` of it creates the file."""
+    marker = tmp_path / "ran"
+    payload_checkpoint(tmp_path / "evil.ckpt", marker)
+    torch.load(tmp_path / "evil.ckpt", weights_only=False)
+    assert marker.exists()
+
+
+def payload_for_predict(w: World, evil_dir: Path, marker: Path) -> Setup:
+    model_dir = w.model()
+    best = model_dir / "checkpoints/best.ckpt"
+    best.unlink()
+    payload_checkpoint(best, marker)
+    return names(w.predict(model_dir), best)
+
+
+def payload_for_resume(w: World, evil_dir: Path, marker: Path) -> Setup:
+    model_dir = w.tmp / "model"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    payload_checkpoint(model_dir / "checkpoints/last.ckpt", marker)
+    return names(started(w.train(model_dir=model_dir)), model_dir / "checkpoints/last.ckpt")
+
+
+def payload_for_model_checkpoint(w: World, evil_dir: Path, marker: Path) -> Setup:
+    payload_checkpoint(evil_dir / "init.ckpt", marker)
+    return names(started(w.train(w.dataset(), f"model.checkpoint={evil_dir / 'init.ckpt'}")), evil_dir / "init.ckpt")
+
+
+def payload_for_backbone(w: World, evil_dir: Path, marker: Path) -> Setup:
+    payload_checkpoint(evil_dir / "weights.pth", marker)
+    return names(started(w.train(w.dataset(), f"model.backbone_pretrained={evil_dir / 'weights.pth'}")), evil_dir / "weights.pth")
+
+
+@pytest.mark.parametrize("load", [payload_for_predict, payload_for_resume, payload_for_model_checkpoint, payload_for_backbone], ids=["predict", "resume", "model.checkpoint", "backbone weights"])
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(load, example_dir, trained, tmp_path, mounts, capsys):
+    world = World(example_dir, trained, tmp_path, mounts)
+    marker = tmp_path / "payload_ran"
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    setup = load(world, evil_dir, marker)
+    code, err = run_script(setup.script, setup.args, capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, err[-3000:]
+    assert str(setup.names) in errors[0] and "refused" in errors[0] and "(io.open)" in errors[0], errors[0]
+    assert not marker.exists()
+    assert not (setup.watch[0] / "predictions.csv").exists()
+
+
+def test_checkpoints_written_by_training_load_safely(trained):
+    """What training writes (weights, optimizer, schedule, loops, callbacks, random states) needs
+    nothing beyond the allow-list; the model loads from it."""
+    for name in ("best.ckpt", "last.ckpt"):
+        content = checkpoints.load(trained / "checkpoints" / name)
+        assert {"state_dict", "optimizer_states", "lr_schedulers", "loops", "callbacks", "hyper_parameters"} <= content.keys()
+        assert "rng" in content["lightning_pose_lib"]
+    model = checkpoints.load_pose_model(trained / "checkpoints/best.ckpt")
+    assert model.num_keypoints == 12
+
+
+# --- warnings, not errors ------------------------------------------------------------------------
+
+def test_keypoints_never_labeled_and_labels_just_outside_get_one_warning_each(example_dir, tmp_path, caplog):
+    from lightning_pose_lib.config import load_config
+    from lightning_pose_lib.dataset import load_dataset
+
+    data = copy_dataset(example_dir, tmp_path / "data")
+
+    def spoil(rows):
+        for row in rows[3:]:
+            row[23:25] = ["", ""]  # the last keypoint: never labeled
+        rows[4][1] = "-3.5"  # x just left of the image
+        rows[5][2] = "130"  # y just below the 256 x 128 image
+        return rows
+
+    edit_labels(data / "CollectedData.csv", spoil)
+    with caplog.at_level("WARNING"):
+        dataset = load_dataset(load_config(overrides=tiny_overrides(data)))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings
+    assert "1 of 12 keypoints are labeled in none of the 40 frames (tail_tip_bot)" in warnings[0]
+    assert "2 labeled keypoints lie just outside their image" in warnings[1]
+    assert len(dataset.labels) == 40
+
+
+def test_backbone_choices_in_the_schema_are_the_registry():
+    from lightning_pose_lib.config import schema
+    from lightning_pose_lib.models.backbones import list_backbones
+
+    assert sorted(schema()["properties"]["model"]["properties"]["backbone"]["enum"]) == list_backbones()
+
+
+# --- the workflow config -------------------------------------------------------------------------
+
+def test_a_workflow_config_error_names_the_file_and_the_key(tmp_path):
+    (tmp_path / "config").mkdir()
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["predikt"] = config.pop("predict")
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+    other = tmp_path / "other.yaml"
+    other.write_text("datasets: {example: {data_dirr: x}}\n")
+    base = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(tmp_path), "-n"]
+    for extra, named, key in [([], "config/config.yaml", "'predikt'"), (["--configfile", str(other)], str(other), "'datasets.example.data_dirr'")]:
+        if extra:
+            config["predict"] = config.pop("predikt")
+            (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, cwd=ROOT)
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error:")]
+        assert done.returncode != 0
+        # Snakemake's notes on the profile and the config files it uses, then ours; no schema dump
+        assert len(lines) <= 3 and len(errors) == 1 and errors[0].startswith(f"error: {named}: unknown config key {key}"), lines

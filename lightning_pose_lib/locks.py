@@ -49,9 +49,11 @@ def model_lock(model_dir: str | os.PathLike, shared: bool = False) -> Iterator[N
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
             raise InputError(model_dir, f"in use by another process ({holder or 'predicting'}); wait until it ends") from None
-        if not shared:  # who holds it, for the message a second process gets (a full disk: nobody)
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+        # Who holds it alone, for the message a second process gets; what a killed holder wrote
+        # goes (a full disk, a read-only folder: no message).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            if not shared:
                 os.pwrite(fd, f"training, process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         try:
             yield

@@ -9,6 +9,7 @@ Model folder layout::
     tb_logs/                 TensorBoard
     predictions.csv          labeled frames, with the set (train/validation/test/unused) of each
     train_status.json        written last: {"status": "COMPLETED", "train_steps_per_s": ..., ...}
+    .lock                    held while a process trains (alone) or predicts (shared); see locks.py
 
 Several devices (``training.num_gpus`` > 1; see :func:`_devices`) train with Lightning's ``ddp``
 strategy on one node: the process running this function is global rank 0 and starts one copy of

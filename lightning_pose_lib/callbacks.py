@@ -47,6 +47,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from . import checkpoints
+
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -60,19 +62,16 @@ def config_digest(cfg: dict) -> str:
 
 def resume_checkpoint(last: str | os.PathLike, cfg: dict) -> Path | None:
     """``last`` if training may resume from it, else None (after removing it and its best-model
-    backup): it must load and must have been written for this very config."""
+    backup): it must have been written for this very config. A ``last.ckpt`` that cannot be read
+    safely stops training (:class:`InputError`): checkpoints are written atomically, so such a file
+    is not one of ours, and it is left for the user to look at."""
     last = Path(last)
     if not last.exists():
         return None
-    try:
-        stored = torch.load(last, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY, {})
-    except Exception as err:  # e.g. truncated by a SIGKILL during the write
-        reason = f"it cannot be read ({type(err).__name__}: {err})"
-    else:
-        if stored.get("config_sha256") == config_digest(cfg):
-            return last
-        reason = "it was written for another config"
-    log.warning("%s: not resuming, %s; training starts over", last, reason)
+    stored = checkpoints.load(last).get(CHECKPOINT_KEY, {})
+    if stored.get("config_sha256") == config_digest(cfg):
+        return last
+    log.warning("%s: not resuming, it was written for another config; training starts over", last)
     last.unlink()
     (last.parent / BEST_BACKUP).unlink(missing_ok=True)
     return None

@@ -2,12 +2,14 @@
 
 Each script runs standalone (argparse) or from a Snakemake ``script:`` directive (a ``snakemake``
 object in its globals, output to the rule's log). Either way bad input ends the run with one line,
-``error: <file>: <problem>``, and exit status 2.
+``error: <file>: <problem>``, and exit status 2: bad input raises :class:`InputError`; a folder the
+run cannot write (read-only, full) ends as ``OSError``, reported the same way.
 """
 
 from __future__ import annotations
 
 import __main__
+import argparse
 import contextlib
 import logging
 import os
@@ -23,10 +25,40 @@ def run(cli_main: Callable[[], object], rule_main: Callable[[object], object]) -
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
         try:
             rule_main(smk) if smk is not None else cli_main()
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.stderr.flush()
-            sys.exit(2)
+        except (InputError, OSError) as err:
+            fail(str(err) if isinstance(err, InputError) else _os_problem(err))
+
+
+def fail(message: str) -> None:
+    """End the run with ``error: <message>`` and status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.exit(2)
+
+
+def _os_problem(err: OSError) -> str:
+    """A file system refusal (read-only or full folder, permissions), as ``<file>: <problem>``."""
+    return f"{err.filename}: {err.strerror}" if err.filename else str(err)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors (a missing or invalid option) end as every other bad input does:
+    the usage, then one line ``error: <problem>``, status 2."""
+
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        fail(message)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 @contextlib.contextmanager

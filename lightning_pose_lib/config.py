@@ -87,10 +87,23 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate(cfg: Mapping, source: str | os.PathLike = "config") -> None:
     """Raise :class:`InputError` naming ``source`` and the first offending key."""
-    validator = jsonschema.Draft202012Validator(schema())
+    found = first_error(cfg, schema())
+    if found is not None:
+        raise InputError(source, found[1])
+
+
+def first_error(cfg: Mapping, against: Mapping) -> tuple[list[str], str] | None:
+    """The first place where ``cfg`` breaks the JSON schema ``against``: (the key's path, one line
+    naming the key and the problem), or None."""
+    validator = jsonschema.Draft202012Validator(against)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        raise InputError(source, _describe(errors[0]))
+    if not errors:
+        return None
+    error = errors[0]
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        path.append(sorted(set(error.instance) - set(error.schema.get("properties", {})))[0])
+    return path, _describe(error)
 
 
 def _check_consistency(cfg: Config, source: str) -> None:

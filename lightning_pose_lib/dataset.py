@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .data.images import image_size
 from .data.labels import Labels, read_labels
 from .data.split import split_labels
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,24 @@ def resolve(base: Path, path: str | os.PathLike | None) -> Path | None:
         return None
     path = Path(path)
     return path if path.is_absolute() else base / path
+
+
+def check_positions(csv_path: Path, labels: Labels, data_dir: Path) -> None:
+    """Every labeled image must exist, and its labels lie in it. A label farther outside the image
+    than half the image's size is an error (a typo, or coordinates of another image size); one
+    nearer the edge, outside, gets a single warning with the count (a click just past the edge)."""
+    outside, far = 0, None
+    for i, path in enumerate(labels.image_paths):
+        height, width = image_size(data_dir / path)
+        x, y = labels.keypoints[i, :, 0], labels.keypoints[i, :, 1]
+        with np.errstate(invalid="ignore"):
+            beyond = np.maximum(np.maximum(-x / width, x / width - 1), np.maximum(-y / height, y / height - 1))
+        if np.nanmax(beyond, initial=0.0) > 0.5:
+            k = int(np.nanargmax(beyond))
+            raise InputError(csv_path, f"row {i + 4} ({path}): {labels.keypoint_names[k]} at ({x[k]:g}, {y[k]:g}) lies far outside the {width}x{height} image")
+        outside += int(np.sum(beyond > 0))
+    if outside:
+        log.warning("%s: %d labeled keypoints lie just outside their image (within half its size); they are kept", csv_path, outside)
 
 
 def load_dataset(cfg: dict) -> Dataset:
@@ -55,6 +77,7 @@ def load_dataset(cfg: dict) -> Dataset:
         bad = [i for view in matches for i in view if i >= labels.num_keypoints]
         if bad:
             raise InputError(csv_path, f"data.mirrored_column_matches names keypoint indices {bad} but the file has {labels.num_keypoints} keypoints")
+    check_positions(csv_path, labels, data_dir)
     train = cfg["training"]
     try:
         sets = split_labels(len(labels), train["train_prob"], train["val_prob"], train["rng_seed_data_pt"], train["train_frames"])

@@ -17,3 +17,6 @@ class InputError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         super().__init__(problem if self.path is None else f"{self.path}: {problem}")
+
+    def __reduce__(self):  # raised in worker processes (the table writers) and sent back
+        return type(self), (self.path, self.problem)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pandas as pd
+
+from .errors import InputError
 
 
 @contextlib.contextmanager
@@ -25,18 +28,34 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     format from it) and starts with a dot so that globs for results do not match it.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp)
         yield tmp
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are shared on clusters
         os.replace(tmp, target)
+    except OSError as err:  # a read-only or full folder: the user's to fix, named with the file
+        raise InputError(target, f"cannot write ({err.strerror or err})") from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def remove_leftovers(target: str | os.PathLike) -> None:
+    """Remove the temporary files of ``target`` (names as :func:`atomic_path` makes them) that a
+    killed job left behind; every write of ``target`` does this first. Two processes never write
+    one file at the same time, so a temporary file of ``target`` found here is a dead one's."""
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.stem)}\.[a-z0-9_]{{8}}\.tmp{re.escape(target.suffix)}")
+    with os.scandir(target.parent) as entries:
+        for entry in entries:
+            if pattern.fullmatch(entry.name):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def _umask() -> int:

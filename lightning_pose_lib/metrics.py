@@ -21,10 +21,45 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .data.labels import Labels
+from .data.labels import Labels, read_pose_table
+from .errors import InputError
 
 SET_COLUMN = ("set", "", "")
 SETS = ("train", "validation", "test", "unused")
+
+
+def read_predictions(path: str | os.PathLike, num_frames: int | None = None) -> pd.DataFrame:
+    """A saved prediction table, checked before any metric is computed from it (:class:`InputError`
+    naming the file otherwise): it reads as a pose table, every row is complete (a cut-off file
+    leaves its last row part empty), and a video's table has one row per frame, 0 to
+    ``num_frames`` - 1 when the video's frame count is known."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "predictions file not found")
+    try:
+        table = read_pose_table(path)
+    except Exception as err:  # pandas' and h5py's errors for a foreign file are of many types
+        raise InputError(path, f"not a prediction table (three header rows scorer, bodyparts, coords, then one row per frame): {type(err).__name__}") from None
+    values = table.drop(columns=[SET_COLUMN], errors="ignore")
+    coords = list(values.columns.get_level_values("coords")) if values.columns.nlevels == 3 else []
+    if not coords or coords != ["x", "y", "likelihood"] * (len(coords) // 3) or len(coords) % 3:
+        raise InputError(path, "not a prediction table: the coords header row must be x, y, likelihood for every keypoint")
+    try:
+        numbers = values.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, "not a prediction table: it holds cells that are not numbers") from None
+    empty = np.isnan(numbers)
+    partial = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))
+    if len(partial):
+        raise InputError(path, f"row {partial[0] + 4} is incomplete ({int(empty[partial[0]].sum())} of {numbers.shape[1]} cells empty): the file may be cut off")
+    if SET_COLUMN in table.columns:  # labeled frames: the labels say which frames (pixel_error)
+        return table
+    frames = np.asarray(table.index)
+    if not np.issubdtype(frames.dtype, np.integer) or not np.array_equal(frames, np.arange(len(frames))):
+        raise InputError(path, "a video's prediction table must have one row per frame, numbered from 0 without gaps")
+    if num_frames is not None and len(frames) != num_frames:
+        raise InputError(path, f"has {len(frames)} rows but its video has {num_frames} frames: the file is cut off or belongs to another video")
+    return table
 
 
 def keypoint_array(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -49,8 +84,10 @@ def pixel_error(predictions: pd.DataFrame, labels: Labels) -> pd.DataFrame:
     """Euclidean distance between prediction and label, per labeled frame and keypoint (pixels);
     NaN where the keypoint is not labeled."""
     pred, _, names = keypoint_array(predictions)
-    if names != labels.keypoint_names or list(predictions.index) != labels.image_paths:
-        raise ValueError("predictions and labels describe different frames or keypoints")
+    if names != labels.keypoint_names:
+        raise ValueError(f"the predictions' keypoints {names} are not the labels' {labels.keypoint_names}")
+    if list(predictions.index) != labels.image_paths:
+        raise ValueError(f"the predictions' {len(predictions)} frames are not the labels' {len(labels)} frames, in their order")
     return _per_keypoint(np.linalg.norm(pred - labels.keypoints, axis=-1), predictions, names)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import queue
 import sys
@@ -18,6 +19,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import checkpoints
 from .data.labels import pose_table, write_pose_tables
 from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
@@ -28,15 +30,32 @@ from .streams import compute_stream
 from .video import prepare_streams, stream_videos
 
 
-def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PoseModel:
-    """The best checkpoint of a trained model folder, in eval mode on ``device``."""
+def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu", allow_incomplete: bool = False) -> PoseModel:
+    """The best checkpoint of a trained model folder, in eval mode on ``device``. A model whose
+    training has not completed (``train_status.json``) is refused unless ``allow_incomplete``."""
     path = Path(model_dir) / "checkpoints" / "best.ckpt"
     if not path.is_file():
         raise InputError(path, "no trained model here (checkpoint missing; has training finished?)")
-    model = PoseModel.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval().to(device)
+    if not allow_incomplete:
+        _check_completed(Path(model_dir))
+    model = checkpoints.load_pose_model(path).eval().to(device)
     if model.device.type == "cuda":  # tensor cores read NHWC without a transpose
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def _check_completed(model_dir: Path) -> None:
+    from .train import STATUS_FILE
+
+    path = model_dir / STATUS_FILE
+    try:
+        status = json.loads(path.read_text()).get("status")
+    except FileNotFoundError:
+        status = "unknown: the file is missing"
+    except (ValueError, AttributeError, OSError) as err:
+        status = f"unreadable: {type(err).__name__}"
+    if status != "COMPLETED":
+        raise InputError(path, f"training of this model has not completed (status {status}); to predict with its best checkpoint so far, ask for it (--allow-incomplete)")
 
 
 def default_device() -> torch.device:
@@ -125,7 +144,7 @@ def predict_videos(
     """
     names = keypoint_names or model.hparams.get("keypoint_names") or [f"kp{k}" for k in range(model.num_keypoints)]
     if model.is_context and batch_size <= 2 * CONTEXT:
-        raise ValueError(f"the context model needs batch_size > {2 * CONTEXT} (each piece carries {2 * CONTEXT} context frames)")
+        raise InputError(None, f"batch size {batch_size}: the context model needs more than {2 * CONTEXT} frames per batch (each piece carries {2 * CONTEXT} context frames)")
     decoders = max(1, min(decoders, len(jobs)))
     if model.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # batches have one shape, so the tuned kernels are reused

@@ -9,6 +9,7 @@ Model folder layout::
     tb_logs/                 TensorBoard
     predictions.csv          labeled frames, with the set (train/validation/test/unused) of each
     train_status.json        written last: {"status": "COMPLETED", "train_steps_per_s": ..., ...}
+    .lock                    held while a process trains (alone) or predicts (shared); see locks.py
 
 Several devices (``training.num_gpus`` > 1; see :func:`_devices`) train with Lightning's ``ddp``
 strategy on one node: the process running this function is global rank 0 and starts one copy of
@@ -22,6 +23,7 @@ order (:class:`ShardedRandomSampler`), and one epoch is still one pass over the 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -44,6 +46,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 
+from . import checkpoints
 from . import config as config_lib
 from .callbacks import ResumableTraining, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
@@ -51,7 +54,8 @@ from .data.unlabeled import list_videos, unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve
 from .errors import InputError
-from .io import write_csv, write_text_atomic
+from .io import remove_leftovers, write_csv, write_text_atomic
+from .locks import model_lock
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
 from .provenance import record_run
@@ -63,9 +67,19 @@ log = logging.getLogger(__name__)
 
 def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float] | None:
     """Train the model described by ``cfg`` into ``model_dir``; return validation/test metrics
-    (None on the ranks other than 0 of a multi-device run, which write nothing)."""
+    (None on the ranks other than 0 of a multi-device run, which write nothing).
+
+    Bad labels or images stop it before anything is written. The first process holds the model
+    folder's lock throughout; the other ranks of a multi-device run (started by it, with
+    LOCAL_RANK set) work under its lock."""
     model_dir = Path(model_dir)
     dataset = load_dataset(cfg)
+    first_process = os.environ.get("LOCAL_RANK", "0") == "0"
+    with model_lock(model_dir) if first_process else contextlib.nullcontext():
+        return _train(cfg, model_dir, dataset)
+
+
+def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | None:
     train_cfg = cfg["training"]
     accelerator = _accelerator(train_cfg)
     devices = _devices(train_cfg, accelerator)
@@ -83,6 +97,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         default_root_dir=model_dir,
         logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
         callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable, speed],
+        plugins=[checkpoints.CheckpointFiles()],  # every checkpoint read safely and written atomically
         accelerator=accelerator,
         devices=devices,
         strategy=_strategy(devices),
@@ -116,6 +131,9 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         log.info("training on %d %s devices with DDP: this is global rank %d of world size %d", world_size, accelerator, rank, world_size)
     if rank == 0:
         model_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt_dir.is_dir():  # a killed run's half-written checkpoints
+            for name in ("best.ckpt", "last.ckpt"):
+                remove_leftovers(ckpt_dir / name)
         write_text_atomic(model_dir / "config.yaml", config_lib.dump(cfg))
         _write_status(model_dir, "TRAINING")
 
@@ -132,8 +150,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     model = PoseModel(cfg, dataset.labels.num_keypoints, dataset.labels.keypoint_names)
     model.use_unsupervised_losses(pcas)
     if cfg["model"]["checkpoint"]:
-        state = torch.load(cfg["model"]["checkpoint"], map_location="cpu", weights_only=False)
-        model.load_state_dict(state.get("state_dict", state))
+        checkpoints.load_weights(model, cfg["model"]["checkpoint"])
 
     resume = ckpt_dir / "last.ckpt"
     # Rank 0 decides (and removes a last.ckpt it must not resume) before the other ranks exist;
@@ -146,7 +163,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")
         try:
             with compute_stream():  # the unlabeled clips' decoder must not serialize with the steps
-                trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=False)  # our own checkpoint
+                trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
         except BaseException as err:
             # A stop on a signal (SystemExit) ends every rank at the same epoch end: let them exit.
             # Anything else leaves the other ranks nothing to do but hang in a collective: end them.
@@ -162,7 +179,7 @@ def train(cfg: dict[str, Any], model_dir: str | os.PathLike) -> dict[str, float]
     if not (ckpt_dir / "best.ckpt").exists():  # no validation ran (very short runs): last is best
         shutil.copyfile(resume, ckpt_dir / "best.ckpt")
 
-    best_model = PoseModel.load_from_checkpoint(ckpt_dir / "best.ckpt", map_location="cpu", weights_only=False)
+    best_model = checkpoints.load_pose_model(ckpt_dir / "best.ckpt")
     table = predict_labeled(best_model, dataset, batch_size=train_cfg["test_batch_size"])
     write_csv(table, model_dir / "predictions.csv")
     from .metrics import SET_COLUMN, mean_pose_baseline, pixel_error, summarize_pixel_error, unconverged_warning

@@ -11,10 +11,15 @@ model's saved ``pca_*.npz``). Then ``metrics/summary.json``: mean, median and st
 each metric (per set on labeled frames, over all videos), per keypoint and per video, the number of
 training frames and the mean-pose baseline.
 
-``evaluate.py --model-dir DIR --predictions FILE --metric NAME`` writes a single metric table.
+``evaluate.py --model-dir DIR --predictions FILE --metric NAME [--video VIDEO]`` writes a single
+metric table.
+
+Prediction tables are checked first (complete rows; for a video one row per frame of the video,
+found by its name in the model's ``data.video_dir`` or given with ``--video``).
 """
 
 import argparse
+import functools
 import json
 import logging
 from pathlib import Path
@@ -22,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lightning_pose_lib.cli import run
+from lightning_pose_lib.cli import ArgumentParser, run
 from lightning_pose_lib.config import read_yaml
-from lightning_pose_lib.data.labels import read_pose_table
-from lightning_pose_lib.dataset import load_dataset
+from lightning_pose_lib.data.unlabeled import VIDEO_SUFFIXES
+from lightning_pose_lib.dataset import load_dataset, resolve
+from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_csv, write_text_atomic
 from lightning_pose_lib.metrics import (
     SET_COLUMN,
@@ -37,6 +43,7 @@ from lightning_pose_lib.metrics import (
     pca_error,
     pixel_error,
     read_metric,
+    read_predictions,
     stats,
     stats_by_set,
     temporal_norm,
@@ -44,12 +51,16 @@ from lightning_pose_lib.metrics import (
 from lightning_pose_lib.pca import load_model_pcas, pca_path
 
 
-def write_metric(model_dir, predictions_path, metric: str, out=None) -> Path:
-    """Compute one metric of one predictions file and write it next to that file (or to ``out``)."""
+def write_metric(model_dir, predictions_path, metric: str, out=None, video=None) -> Path:
+    """Compute one metric of one predictions file and write it next to that file (or to ``out``);
+    ``video``: the predicted video, whose frame count the table must have."""
     model_dir, predictions_path = Path(model_dir), Path(predictions_path)
-    predictions = read_pose_table(predictions_path)
+    predictions = read_predictions(predictions_path, None if video is None else frame_count(video))
     if metric == "pixel_error":
-        table = pixel_error(predictions, load_dataset(read_yaml(model_dir / "config.yaml")).labels)
+        try:
+            table = pixel_error(predictions, load_dataset(read_yaml(model_dir / "config.yaml")).labels)
+        except ValueError as err:
+            raise InputError(predictions_path, f"does not fit the model's labels: {err}") from None
     elif metric == "temporal_norm":
         table = temporal_norm(predictions)
     elif metric in ("pca_singleview_error", "pca_multiview_error"):
@@ -67,6 +78,21 @@ def write_metric(model_dir, predictions_path, metric: str, out=None) -> Path:
     out = Path(out) if out is not None else metric_path(predictions_path, metric)
     write_csv(table, out)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def frame_count(video) -> int:
+    from lightning_pose_lib.video import probe_video
+
+    return probe_video(video).num_frames
+
+
+def find_video(model_dir, stem: str) -> str | None:
+    """The video ``<stem>.<mp4|avi|...>`` in the model's ``data.video_dir``, if there."""
+    data = read_yaml(Path(model_dir) / "config.yaml")["data"]
+    folder = resolve(Path(data["data_dir"] or "."), data["video_dir"])
+    found = [folder / f"{stem}{suffix}" for suffix in VIDEO_SUFFIXES] if folder is not None else []
+    return next((str(p) for p in found if p.is_file()), None)
 
 
 def _nan_table(predictions):
@@ -96,7 +122,7 @@ def summarize_model(model_dir, labeled: dict[str, str], videos: dict[str, dict[s
     ``..._median``, ``..._std``; ``video_<metric>`` the same over every frame of every video."""
     model_dir = Path(model_dir)
     summary, per_keypoint = {}, {}
-    predictions = read_pose_table(model_dir / "predictions.csv")
+    predictions = read_predictions(model_dir / "predictions.csv")
     sets = predictions[SET_COLUMN].to_numpy().astype(str)
     summary["train_frames"] = int((sets == "train").sum())
     for metric, path in labeled.items():
@@ -135,21 +161,36 @@ def evaluate(model_dir, video_predictions=()):
     """Standalone: every metric of every predictions file of the model, then the summary."""
     model_dir = Path(model_dir)
     cfg = read_yaml(model_dir / "config.yaml")
+    video_files = {}
+    for path in video_predictions:
+        video_files[path] = find_video(model_dir, Path(path).stem)
+        if video_files[path] is None:
+            logging.warning("%s: its video is not in data.video_dir; its frame count is not checked", path)
+    check_tables(model_dir / "predictions.csv", video_files)
     labeled = {m: str(write_metric(model_dir, model_dir / "predictions.csv", m)) for m in metrics_for(cfg, labeled=True)}
-    videos = {Path(p).stem: {m: str(write_metric(model_dir, p, m)) for m in metrics_for(cfg, labeled=False)} for p in video_predictions}
+    videos = {Path(p).stem: {m: str(write_metric(model_dir, p, m, video=v)) for m in metrics_for(cfg, labeled=False)} for p, v in video_files.items()}
     return summarize_model(model_dir, labeled, videos)
 
 
+def check_tables(labeled, videos: dict) -> None:
+    """Every prediction table, before any metric file is written: a bad one must not leave the
+    metrics of the others looking like a finished evaluation. ``videos``: table -> video or None."""
+    read_predictions(labeled)
+    for path, video in videos.items():
+        read_predictions(path, None if video is None else frame_count(video))
+
+
 def cli_main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--predictions", help="one predictions file (with --metric): write only its metric table")
     parser.add_argument("--metric", choices=["pixel_error", "temporal_norm", "pca_singleview_error", "pca_multiview_error"])
+    parser.add_argument("--video", help="with --predictions of a video: the video, whose frame count the table must have")
     args = parser.parse_args(argv)
     if bool(args.predictions) != bool(args.metric):
         parser.error("--predictions and --metric go together")
     if args.predictions:
-        print(write_metric(args.model_dir, args.predictions, args.metric))
+        print(write_metric(args.model_dir, args.predictions, args.metric, video=args.video))
         return
     videos = sorted(str(p) for p in (Path(args.model_dir) / "video_preds").glob("*.csv") if not is_metric_file(p) and not p.name.startswith("."))
     summary = evaluate(args.model_dir, videos)
@@ -160,9 +201,10 @@ def rule_main(smk):
     model_dir = Path(smk.output.summary).parent.parent
     labeled = {m: str(write_metric(model_dir, smk.input.predictions, m, out)) for m, out in zip(smk.params.labeled_metrics, smk.output.labeled)}
     predictions = {Path(p).stem: p for p in smk.input.videos}
+    check_tables(smk.input.predictions, {p: smk.params.video_files[video] for video, p in predictions.items()})
     videos = {}
     for (video, metric), out in zip(smk.params.video_metrics, smk.output.videos):
-        videos.setdefault(video, {})[metric] = str(write_metric(model_dir, predictions[video], metric, out))
+        videos.setdefault(video, {})[metric] = str(write_metric(model_dir, predictions[video], metric, out, video=smk.params.video_files[video]))
     summarize_model(model_dir, labeled, videos)
 
 

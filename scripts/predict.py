@@ -16,17 +16,24 @@ import os
 import time
 from pathlib import Path
 
-from lightning_pose_lib.cli import run
+from lightning_pose_lib.cli import ArgumentParser, positive_int, run
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_text_atomic
+from lightning_pose_lib.locks import model_lock
 from lightning_pose_lib.predict import default_device, load_model, predict_videos
 
 
-def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=6, compile=False):
-    """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load.
+def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=6, compile=False, allow_incomplete=False):
+    """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load, holding the model
+    folder's lock (shared with other predictions, not with training).
 
     ``is_done(csv, h5)`` says whether a video's outputs can be kept (default: both exist). Returns a
     record per video (frames, seconds, skipped) plus the seconds until the model was ready."""
+    with model_lock(model_dir, shared=True):
+        return _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compile, allow_incomplete)
+
+
+def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compile, allow_incomplete):
     started = time.perf_counter()
     is_done = is_done or (lambda csv, h5: Path(csv).exists() and Path(h5).exists())
     todo = [job for job in jobs if not is_done(job[1], job[2])]
@@ -35,7 +42,7 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, de
         logging.info("%s: already predicted, skipping", record["video"])
     if not todo:
         return {"model_ready_s": None, "videos": records}
-    model = load_model(model_dir, default_device())
+    model = load_model(model_dir, default_device(), allow_incomplete=allow_incomplete)
     model_ready_s = time.perf_counter() - started
     logging.info("model loaded on %s in %.1f s", model.device, model_ready_s)
     batch_size = batch_size or model.cfg["dali"]["base"]["predict"]["sequence_length"]
@@ -59,20 +66,21 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, de
 
 
 def cli_main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
-    parser.add_argument("--backend", default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
-    parser.add_argument("--decoders", type=int, default=6, help="videos decoded at the same time (default 6)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
+    parser.add_argument("--backend", choices=["auto", "pyav", "dali"], default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
+    parser.add_argument("--decoders", type=positive_int, default=6, help="videos decoded at the same time (default 6)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (GPU; pays off for long runs: about a minute to compile)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--allow-incomplete", action="store_true", help="predict with a model whose training has not completed (its best checkpoint so far)")
     parser.add_argument("--report", default=None, help="write the per-video timings (JSON) here")
     parser.add_argument("videos", nargs="+")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     jobs = [(v, out / f"{Path(v).stem}.csv", out / f"{Path(v).stem}.h5") for v in args.videos]
-    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None, decoders=args.decoders, compile=args.compile)
+    report = predict_all(args.model_dir, jobs, args.batch_size, args.backend, is_done=(lambda csv, h5: False) if args.overwrite else None, decoders=args.decoders, compile=args.compile, allow_incomplete=args.allow_incomplete)
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
 

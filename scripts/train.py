@@ -11,13 +11,13 @@ With ``training.num_gpus`` > 1, Lightning runs this script once more per further
 import argparse
 import json
 
-from lightning_pose_lib.cli import run
+from lightning_pose_lib.cli import ArgumentParser, run
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.train import train
 
 
 def cli_main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", action="append", default=[], help="model config YAML (repeatable)")
     parser.add_argument("--model-dir", required=True, help="output folder of the trained model")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.max_epochs=11")

@@ -24,6 +24,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import RandomSampler
 
 from conftest import ROOT, tiny_overrides
+from lightning_pose_lib import checkpoints
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.unlabeled import pipeline_seeds
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
@@ -83,7 +84,7 @@ def test_two_processes_train_one_model(ddp_model, example_dir):
     assert len(list((model_dir / "tb_logs").rglob("events.out.tfevents.*"))) == 1
     status = json.loads((model_dir / "train_status.json").read_text())
     assert status["status"] == "COMPLETED" and status["epochs"] == EPOCHS and status["train_steps_per_s"] > 0
-    last = torch.load(model_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    last = checkpoints.load(model_dir / "checkpoints/last.ckpt")
     assert last["epoch"] == EPOCHS - 1
     # 10 steps per epoch (the semi-supervised minimum), each of 2 labeled frames per rank.
     assert last["global_step"] == 10 * EPOCHS
@@ -119,7 +120,7 @@ def test_signal_stops_every_rank_and_the_rerun_resumes(example_dir, tmp_path):
     assert code == 0, out[-4000:]
     assert out.count(f"resuming training after epoch {stopped[1]} from its last checkpoint") == 2  # both ranks
     assert json.loads((model_dir / "train_status.json").read_text())["status"] == "COMPLETED"
-    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == EPOCHS - 1
+    assert checkpoints.load(last)["epoch"] == EPOCHS - 1
 
 
 def test_scaling_benchmark_trains_on_one_device_then_on_two(example_dir, tmp_path):
@@ -211,7 +212,7 @@ def test_every_rank_validates_rank_0s_statistics(tmp_path):
     """DDP runs without broadcasting buffers each step; before validation every rank takes rank 0's
     batch-norm statistics, so all ranks validate the model that rank 0 checkpoints."""
     torch.multiprocessing.spawn(_validation_start_on_rank, args=(str(tmp_path / "store"), str(tmp_path / "buffers")), nprocs=2)
-    rank0, rank1 = (torch.load(tmp_path / f"buffers.{rank}") for rank in (0, 1))
+    rank0, rank1 = (checkpoints.load(tmp_path / f"buffers.{rank}") for rank in (0, 1))
     assert rank0.keys() == rank1.keys() and any("running_mean" in name for name in rank0)
     for name in rank0:
         torch.testing.assert_close(rank1[name], rank0[name], msg=name)

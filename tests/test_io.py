@@ -7,7 +7,16 @@ import pandas as pd
 import pytest
 
 from lightning_pose_lib.data.labels import pose_table, read_pose_table
-from lightning_pose_lib.io import _fast_csv, atomic_path, write_csv
+from lightning_pose_lib.io import _fast_csv, atomic_path, write_csv, write_text_atomic
+
+
+def test_a_write_removes_the_temporary_files_a_killed_write_of_the_same_file_left(tmp_path):
+    left = [tmp_path / ".out.k1ll3d_x.tmp.csv", tmp_path / ".out.zzzzzzzz.tmp.csv"]  # as atomic_path names them
+    others = [tmp_path / ".out.b.k1ll3d_x.tmp.csv", tmp_path / ".out.k1ll3d_x.tmp.h5", tmp_path / ".other.k1ll3d_x.tmp.csv"]
+    for path in left + others:
+        path.write_text("half")
+    write_text_atomic(tmp_path / "out.csv", "whole\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.csv", *(p.name for p in others)])
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path):

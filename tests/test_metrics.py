@@ -47,7 +47,7 @@ def test_pixel_error_by_hand_with_missing_labels_and_low_likelihood():
     by_set = stats_by_set(error)
     assert by_set["train"] == {"mean": 2.5, "median": 2.5, "std": 2.5, "n": 2}
     assert by_set["test"]["mean"] == pytest.approx(11 / 3) and by_set["test"]["n"] == 3  # the unlabeled tail is left out
-    with pytest.raises(ValueError, match="different frames"):
+    with pytest.raises(ValueError, match="are not the labels. 3 frames"):
         pixel_error(table.iloc[:2], labels)
 
 

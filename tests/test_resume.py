@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import ROOT, tiny_overrides
+from lightning_pose_lib import checkpoints
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.video import probe_video
 
@@ -45,7 +46,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 
 
 def weights(ckpt: Path) -> dict:
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = checkpoints.load(ckpt)
     return {"epoch": checkpoint["epoch"], "state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}
 
 
@@ -73,7 +74,7 @@ def test_signal_stops_at_epoch_end_and_rerun_resumes_to_the_same_model(signum, u
     process.send_signal(signum)
     code, out = finish(process)
     assert code == 128 + signum, out[-3000:]
-    stopped_at = torch.load(model_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    stopped_at = checkpoints.load(model_dir / "checkpoints/last.ckpt")["epoch"]
     assert stopped_at < EPOCHS - 1 and "stopping after epoch" in out, out[-3000:]
     assert not (model_dir / "predictions.csv").exists()
     # As Snakemake does after a failed job: its declared outputs are deleted before the rerun.
@@ -132,3 +133,43 @@ def test_killed_prediction_leaves_no_complete_looking_output(uninterrupted, exam
     for video in videos:
         for suffix in (".csv", ".h5"):
             assert len(read_pose_table(out_dir / f"{video.stem}{suffix}")) == frames[video.stem]
+
+
+@pytest.fixture
+def other_file_system(tmp_path):
+    """A folder on a file system of its own (a tmpfs mount), as a cluster's results folder is
+    another file system than the node's /tmp."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder = tmp_path / "mnt"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g", "tmpfs", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def temporary_checkpoints(folder: Path) -> list[str]:
+    return [entry.name for entry in os.scandir(folder) if entry.name.startswith(".") and ".tmp" in entry.name]
+
+
+def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(uninterrupted, example_dir, other_file_system):
+    model_dir = other_file_system / "model"
+    ckpt_dir = model_dir / "checkpoints"
+    process = start_training(model_dir, example_dir)
+    wait_for(ckpt_dir / "last.ckpt", process)  # epoch 0 is saved; kill during a later write
+    while not (caught := temporary_checkpoints(ckpt_dir)):
+        assert process.poll() is None, "training ended before a checkpoint write was caught"
+    process.kill()
+    finish(process)
+    assert temporary_checkpoints(ckpt_dir), f"the kill came after the write of {caught} had ended"
+    for ckpt in ckpt_dir.glob("[!.]*.ckpt"):  # every checkpoint under its final name is complete
+        assert checkpoints.load(ckpt)["epoch"] < EPOCHS - 1, ckpt
+
+    code, out = finish(start_training(model_dir, example_dir))
+    assert code == 0, out[-3000:]
+    assert "resuming training after epoch" in out
+    assert not temporary_checkpoints(ckpt_dir)  # the killed write's leftovers are gone
+    for name in ("last.ckpt", "best.ckpt"):
+        assert_same(weights(ckpt_dir / name), weights(uninterrupted / "checkpoints" / name))

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from conftest import ROOT
 from test_workflow import TINY_MODEL, workdir_with
+
+from lightning_pose_lib import checkpoints
 
 
 def cluster_is_up() -> bool:
@@ -99,7 +100,7 @@ def test_workflow_on_slurm_resumes_a_cancelled_training(tmp_path):
     out, _ = run.communicate(timeout=400)
     assert run.returncode not in (0, 124, 137), out[-5000:]  # failed, and did not hang
     assert "CANCELLED" in out or "failed" in out.lower(), out[-5000:]
-    stopped_at = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    stopped_at = checkpoints.load(last)["epoch"]
     assert stopped_at < EPOCHS - 1
     log = (workdir / "logs/train/example/supervised__seed=0.log").read_text()
     assert "received SIGTERM: finishing this epoch" in log, log[-3000:]
@@ -110,7 +111,7 @@ def test_workflow_on_slurm_resumes_a_cancelled_training(tmp_path):
     assert rerun.returncode == 0, out[-5000:]
     log = (workdir / "logs/train/example/supervised__seed=0.log").read_text()
     assert f"resuming training after epoch {stopped_at} from its last checkpoint" in log, log[-3000:]
-    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == EPOCHS - 1
+    assert checkpoints.load(last)["epoch"] == EPOCHS - 1
     for target in TARGETS:
         assert (workdir / target).stat().st_size > 0
     provenance = yaml.safe_load((workdir / MODEL / "provenance.yaml").read_text())

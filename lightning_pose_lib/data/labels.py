@@ -7,6 +7,7 @@ is a keypoint that was not labeled (NaN). Prediction tables use coords x, y, lik
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import atomic_path, write_csv
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ def read_labels(csv_path: str | os.PathLike) -> Labels:
     if any(not p for p in paths):
         row = 4 + [not p for p in paths].index(True)
         raise InputError(csv_path, f"row {row}: empty image path")
+    first_row: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        if path in first_row:  # two labelings of one frame: which one is right is the user's call
+            raise InputError(csv_path, f"rows {first_row[path] + 4} and {i + 4} both label {path}")
+        first_row[path] = i
     values = np.full((len(body), len(coords)), np.nan)
     for i, row in enumerate(body.iloc[:, 1:].itertuples(index=False)):
         for j, cell in enumerate(row):
@@ -86,9 +94,14 @@ def read_labels(csv_path: str | os.PathLike) -> Labels:
                     raise InputError(
                         csv_path, f"row {i + 4}, column {j + 2} ({names[j // 2]} {coords[j]}): {cell!r} is not a number"
                     ) from None
+                if not np.isfinite(values[i, j]):
+                    raise InputError(csv_path, f"row {i + 4}, column {j + 2} ({names[j // 2]} {coords[j]}): {cell!r} is not a finite number")
     keypoints = values.reshape(len(body), len(names), 2)
     # A keypoint counts as labeled only when both coordinates are present.
     keypoints[np.isnan(keypoints).any(axis=-1)] = np.nan
+    never = [name for name, labeled in zip(names, (~np.isnan(keypoints[..., 0])).any(axis=0)) if not labeled]
+    if never:
+        log.warning("%s: %d of %d keypoints are labeled in none of the %d frames (%s); the model learns nothing about them", csv_path, len(never), len(names), len(body), ", ".join(never))
     return Labels(paths, keypoints, names, scorers[0] if scorers else "")
 
 

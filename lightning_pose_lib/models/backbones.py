@@ -128,7 +128,9 @@ def load_pretrained(model: nn.Module, name: str, source: bool | str, allow_rando
                 raise InputError(folder / weights.file_name, f"{problem}; {fix}") from None
             warnings.warn(f"{folder / weights.file_name}: {problem}; using random initialisation (model.allow_random_init_fallback)")
             return
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from .. import checkpoints  # imports the models itself
+
+    state = checkpoints.load(path, what="weights")
     state = state.get("state_dict", state)
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
     if missing:

@@ -4,12 +4,12 @@ import glob
 import itertools
 import os
 import re
+import sys
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
 
-from lightning_pose_lib.config import load_config, merge
+from lightning_pose_lib.config import first_error, load_config, merge
 from lightning_pose_lib.errors import InputError
 
 
@@ -31,8 +31,32 @@ def _with_defaults(schema, value):
     return out
 
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=False)
-config.update(_with_defaults(yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text()), config))
+def _validate_config(schema):
+    """One line naming the config file and the key (Snakemake's validate prints the whole schema)."""
+    found = first_error(config, schema)
+    if found is None:
+        return
+    path, problem = found
+    print(f"error: {_config_source(path)}: {problem}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _config_source(path):
+    """The last config file that sets the key ``path`` (they apply in order), or --config."""
+    for configfile in reversed(workflow.configfiles):
+        node = yaml.safe_load(Path(configfile).read_text()) if Path(configfile).is_file() else None
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) and key in node else None
+            if node is None:
+                break
+        if node is not None:
+            return configfile
+    return "--config" if path else (workflow.configfiles or ["config"])[-1]
+
+
+CONFIG_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text())
+_validate_config(CONFIG_SCHEMA)
+config.update(_with_defaults(CONFIG_SCHEMA, config))
 
 DATASETS = config["datasets"]
 

@@ -27,6 +27,7 @@ for _dataset in DATASETS:
             params:
                 labeled_metrics=list(_labeled),
                 video_metrics=[(v, m) for v in VIDEOS[_dataset] for m in _video],
+                video_files=VIDEOS[_dataset],  # each prediction table must have its video's frame count
             conda:
                 "../../environment.yml"
             log:

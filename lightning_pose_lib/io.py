@@ -8,6 +8,7 @@ Tables go through :func:`write_csv`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -18,6 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+
+
+# A read-only, full or misnamed destination: the user's to fix, reported with the file's name.
+WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
 
 
 @contextlib.contextmanager
@@ -39,7 +44,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are shared on clusters
         os.replace(tmp, target)
-    except OSError as err:  # a read-only or full folder: the user's to fix, named with the file
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:  # not about writing here (e.g. a download that failed): the caller's to report
+            raise
         raise InputError(target, f"cannot write ({err.strerror or err})") from None
     finally:
         if tmp is not None and tmp.exists():

@@ -201,3 +201,68 @@ def check_nwb(path, table, video):
             np.testing.assert_array_equal(series.data[:], part[["x", "y"]].to_numpy())
             np.testing.assert_array_equal(series.confidence[:], part["likelihood"].to_numpy())
             np.testing.assert_array_equal(series.timestamps[:], times)
+
+
+@pytest.fixture(scope="module")
+def imported_run(tmp_path_factory, example_dir):
+    """The workflow on a DeepLabCut project, a SLEAP package and a Lightning Pose config made from
+    the example, with the NWB export."""
+    from test_workflow import TINY_MODEL, snakemake, workdir_with
+
+    sources = tmp_path_factory.mktemp("sources")
+    tiny = {**TINY_MODEL, "training": {**TINY_MODEL["training"], "max_epochs": 1}}
+    config = {
+        "model_config": "config/model.yaml",
+        "datasets": {
+            "dlc": {"import": str(make_dlc_project(example_dir, sources / "walk-Alice-2026-12-04") / "config.yaml")},
+            "sleap": {"import": str(make_sleap_file(example_dir, sources / "labels.pkg.slp", embed=True))},
+            "lp": {"import": str(make_lightning_pose_config(example_dir, sources / "config.yaml", tiny))},
+        },
+        "variants": {"supervised": {"model_config": {"model": {"model_type": "heatmap"}}}},
+        "export": {"nwb": True},
+        "diagnostics": {"labeled_videos": False},
+    }
+    workdir = workdir_with(tmp_path_factory.mktemp("wf"), config)
+    (workdir / "config" / "model.yaml").write_text(yaml.safe_dump(tiny))
+    before = {name: tree_digest(p) for name, p in (("sources", sources), ("example", example_dir))}
+    out = snakemake(workdir)
+    assert out.returncode == 0, out.stderr[-5000:]
+    return workdir, out, sources, before, snakemake
+
+
+def test_imported_projects_train_predict_and_evaluate(imported_run, example_dir):
+    from movement.io import load_poses
+
+    workdir, out, sources, before, _ = imported_run
+    # The Lightning Pose config's keys without effect, in one warning.
+    assert out.stderr.count("keys with no effect here") == 1 and "training.imgaug_hflip" in out.stderr
+    for dataset in ("dlc", "sleap", "lp"):
+        results = workdir / "results" / dataset
+        assert (results / "summary.csv").is_file()
+        labels = check_imported(results / "data" / "CollectedData.csv", read_labels(example_dir / "CollectedData.csv"))
+        assert len(labels) == 40
+        model = results / "models" / "supervised__seed=0"
+        assert (model / "metrics" / "summary.json").is_file()
+        for video in ("session0", "session1"):
+            csv_file, h5_file = model / "video_preds" / f"{video}.csv", model / "video_preds" / f"{video}.h5"
+            from_csv = pd.read_csv(csv_file, header=[0, 1, 2], index_col=0)
+            assert len(from_csv) == 60
+            pd.testing.assert_frame_equal(pd.read_hdf(h5_file), from_csv, check_exact=False, rtol=0, atol=5e-5)
+            # movement's Lightning Pose and DeepLabCut loaders read them as they are.
+            for loaded in (load_poses.from_lp_file(csv_file, fps=30), load_poses.from_dlc_file(h5_file, fps=30), load_poses.from_dlc_file(csv_file, fps=30)):
+                names = list(loaded.keypoints.values)
+                position = loaded.position.squeeze("individuals").to_numpy()  # (time, space, keypoints)
+                expected = np.stack([from_csv.xs((n, c), axis=1, level=("bodyparts", "coords")).to_numpy()[:, 0] for n in names for c in "xy"], axis=1)
+                np.testing.assert_allclose(position.transpose(0, 2, 1).reshape(60, -1), expected, atol=5e-5)
+            check_nwb(model / "video_preds" / f"{video}.nwb", read_pose_table(h5_file), example_dir / "videos" / f"{video}.mp4")
+    assert {name: tree_digest(p) for name, p in (("sources", sources), ("example", example_dir))} == before
+
+
+def test_import_is_cached_and_redone_when_the_project_changes(imported_run):
+    workdir, _, sources, _, snakemake = imported_run
+    out = snakemake(workdir, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+    label_file = sources / "walk-Alice-2026-12-04/labeled-data/session1" / f"CollectedData_{DLC_SCORER}.csv"
+    label_file.touch()
+    out = snakemake(workdir, "-n", "--quiet", "rules")
+    assert "import_dlc" in out.stdout and "import_sleap" not in out.stdout and "import_lp" not in out.stdout

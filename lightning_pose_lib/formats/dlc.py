@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import pandas as pd
 
 from ..config import read_yaml
-from ..data.labels import H5_KEY, Labels
+from ..data.labels import Labels
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def _videos(source: Path) -> tuple[Path, ...]:
     found, missing = [], []
     for entry in project(source).get("video_sets") or {}:
         path = Path(str(entry))
-        here = [p for p in (path, root / "videos" / path.name) if p.is_file()]
+        # A project made on Windows names its videos with backslashes.
+        here = [p for p in (path, root / "videos" / PureWindowsPath(str(entry)).name) if p.is_file()]
         (found if here else missing).append(here[0] if here else path)
     if missing:
         log.warning("%s: videos of video_sets not found (neither there nor in the project's videos/), not predicted: %s",
@@ -121,7 +122,7 @@ def read_label_file(path: Path) -> pd.DataFrame:
     (bodypart, coord)."""
     if path.suffix == ".h5":
         try:
-            table = pd.read_hdf(path, key=H5_KEY)
+            table = pd.read_hdf(path)  # DeepLabCut's one key, df_with_missing
         except (KeyError, ValueError, OSError) as err:
             raise InputError(path, f"not a DeepLabCut label file ({err})") from None
         if "individuals" in table.columns.names:

@@ -87,12 +87,14 @@ def model_config(source: Path) -> dict:
 
 
 def write(source: Path, out_dir: Path) -> Labels:
-    from . import link
+    from . import CSV_FILE, VIDEO_DIR, link
 
     data_dir, csv_file, _ = _paths(source)
     labels = read_labels(csv_file)
     # The image paths are relative to data_dir: link the entries they start from.
     for top in sorted({Path(p).parts[0] for p in labels.image_paths}):
+        if top in (CSV_FILE, VIDEO_DIR):  # the names the import writes
+            raise InputError(csv_file, f"image paths under {top!r} cannot be imported; move the images to labeled-data/")
         if not (data_dir / top).exists():
             raise InputError(csv_file, f"image paths start with {top!r}, which is not in {data_dir}")
         link(data_dir / top, out_dir / top)

@@ -38,7 +38,12 @@ DATASETS = config["datasets"]
 
 
 # --- Imported datasets: a DeepLabCut project, SLEAP labels, a Lightning Pose config (rules/import.smk) ---
+import logging
+
 from lightning_pose_lib import formats
+
+if not workflow.is_main_process:  # jobs read the config again; their warnings were said by the main process
+    logging.getLogger(formats.__name__).setLevel(logging.ERROR)
 
 
 def _imported(function, dataset):

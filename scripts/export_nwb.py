@@ -2,7 +2,7 @@
 """Write a video's predictions as NWB (ndx-pose PoseEstimation; see lightning_pose_lib.formats.nwb).
 
 ``export_nwb.py PREDICTIONS VIDEO OUT.nwb [--scorer NAME]``: PREDICTIONS is the video's
-``video_preds/<video>.csv`` (or ``.h5``); the timestamps are the video's frame presentation times.
+``video_preds/<video>.h5`` (full precision; or the ``.csv``); the timestamps are the video's frame presentation times.
 
 From the workflow (workflow/rules/export.smk) the files are the rule's input and output and the
 scorer is the model's id.

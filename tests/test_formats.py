@@ -262,7 +262,12 @@ def test_import_is_cached_and_redone_when_the_project_changes(imported_run):
     workdir, _, sources, _, snakemake = imported_run
     out = snakemake(workdir, "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
+    # A label changed in the DeepLabCut project: that import, and that dataset's training, again.
     label_file = sources / "walk-Alice-2026-12-04/labeled-data/session1" / f"CollectedData_{DLC_SCORER}.csv"
-    label_file.touch()
+    lines = label_file.read_text().splitlines()
+    cells = lines[4].split(",")
+    cells[3] = str(float(cells[3]) + 1) if cells[3] else "10.0"
+    label_file.write_text("\n".join([*lines[:4], ",".join(cells), *lines[5:]]) + "\n")
     out = snakemake(workdir, "-n", "--quiet", "rules")
-    assert "import_dlc" in out.stdout and "import_sleap" not in out.stdout and "import_lp" not in out.stdout
+    jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) == 2 and line.split()[-1].isdigit())
+    assert jobs["import_dlc"] == "1" and jobs["train"] == "1" and "import_sleap" not in jobs and "import_lp" not in jobs, out.stdout

@@ -4,7 +4,7 @@
 
 rule export_nwb:
     input:
-        predictions=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.csv",
+        predictions=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.h5",  # full precision
         video=video_path,
     output:
         nwb=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.nwb",

@@ -2,7 +2,7 @@
 
 Its sections are the ones this project's model config has (data, training, model, dali, losses,
 eval), so every key both know is taken as it is; the keys this project does not have (hydra,
-callbacks, detector, ...) are listed in one warning. ``data.data_dir`` (relative paths from the
+callbacks, detector, ...) and the values it does not accept are listed in one warning. ``data.data_dir`` (relative paths from the
 config file's folder, else the working directory), ``data.csv_file`` and ``data.video_dir`` say
 where the project is: the imported folder links the folders the labels' image paths start with,
 and the videos.
@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+
+import jsonschema
 
 from .. import config as model_configs
 from ..config import read_yaml
@@ -76,7 +78,15 @@ def _model_config(source: Path) -> tuple[dict, tuple[str, ...]]:
     for key in PATH_KEYS:
         data.pop(key, None)
     known, ignored = _split({**upstream, "data": data}, model_configs.schema())
-    model_configs.validate(known, source)  # a value this project does not accept, named with the file
+    # A value this project does not accept (a model type or loss it does not have) is left out too,
+    # so that the dataset's model_config can set what to use instead.
+    for error in jsonschema.Draft202012Validator(model_configs.schema()).iter_errors(known):
+        *parents, leaf = error.absolute_path
+        node = known
+        for key in parents:
+            node = node[key]
+        if leaf in node:
+            ignored.append(f"{'.'.join(map(str, (*parents, leaf)))}: {node.pop(leaf)!r} (not a value this project accepts)")
     if ignored:
         log.warning("%s: keys with no effect here (this project has no such setting): %s", source, ", ".join(ignored))
     return known, tuple(ignored)

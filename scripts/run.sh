@@ -9,7 +9,7 @@ VENV="${LP_VENV:-.venv}"
 PY="$VENV/bin/python"
 
 setup() {
-    if [ -x "$PY" ] && "$PY" -c "import lightning_pose_lib, snakemake, pytest, av, kornia, nvidia.dali" 2>/dev/null; then
+    if [ -x "$PY" ] && "$PY" -c "import lightning_pose_lib, snakemake, pytest, av, kornia, nvidia.dali, tables, sleap_io, ndx_pose" 2>/dev/null; then
         return
     fi
     echo "[run.sh] creating $VENV with the pinned dependencies of environment.yml" >&2
@@ -32,6 +32,10 @@ case "${1:-}" in
         ;;
     test)
         setup
+        # The test-only pins of environment.yml (lines '      # test: name==version').
+        if ! "$PY" -c "import movement" 2>/dev/null; then
+            "$PY" -m pip install --quiet --disable-pip-version-check $(sed -n 's/^ *# test: \([^ ]*==[^ ]*\).*$/\1/p' environment.yml)
+        fi
         shift
         export PATH="$PWD/$VENV/bin:$PATH"
         "$PY" -m pytest -q "$@"

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lightning_pose_lib.data.labels import pose_table, read_labels, read_pose_table, write_pose_table
@@ -75,6 +76,26 @@ def test_pose_table_round_trip_csv_and_h5(tmp_path):
         np.testing.assert_allclose(back.to_numpy().reshape(7, 3, 3)[..., :2], points, atol=1e-4)
         assert list(back.index) == list(range(7))
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_h5_is_what_pandas_and_deeplabcut_read(tmp_path):
+    """pd.read_hdf(path), no key, returns the CSV's table; stored as DeepLabCut stores predictions."""
+    import tables
+
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 400, (50, 4, 2)).astype(np.float32)
+    likelihood = rng.uniform(0, 1, (50, 4)).astype(np.float32)
+    points[3, 1] = np.nan
+    points[7], likelihood[7] = np.nan, np.nan  # a frame with nothing: kept, not dropped
+    table = pose_table(points, ["nose", "ear_l", "ear_r", "tail"], "heatmap_tracker", likelihood)
+    write_pose_table(table, tmp_path / "v.csv", tmp_path / "v.h5")
+    from_h5 = pd.read_hdf(tmp_path / "v.h5")
+    from_csv = pd.read_csv(tmp_path / "v.csv", header=[0, 1, 2], index_col=0)
+    pd.testing.assert_frame_equal(from_h5, from_csv, check_exact=False, rtol=0, atol=5e-5)  # the CSV keeps 4 decimals
+    with pd.HDFStore(tmp_path / "v.h5", "r") as store:
+        assert store.keys() == ["/df_with_missing"] and store.get_storer("df_with_missing").is_table
+    with tables.open_file(tmp_path / "v.h5") as f:  # PyTables' own layout, not bare h5py arrays
+        assert f.root.df_with_missing.table.nrows == 50
 
 
 @pytest.mark.skipif(not MIRROR.exists(), reason="../shared/data/mirror-mouse-example absent")

@@ -20,6 +20,9 @@ from ..io import atomic_path, write_csv
 
 log = logging.getLogger(__name__)
 
+# The HDF5 key of DeepLabCut's label and prediction files.
+H5_KEY = "df_with_missing"
+
 
 @dataclass(frozen=True)
 class Labels:
@@ -127,19 +130,14 @@ def pose_table(
 
 
 def write_pose_table(table: pd.DataFrame, csv_path: str | os.PathLike, h5_path: str | os.PathLike | None = None) -> None:
-    """Write a pose table as CSV (and HDF5, key ``df_with_missing`` as DeepLabCut does), atomically."""
+    """Write a pose table as CSV (and HDF5 as DeepLabCut writes its predictions: pandas' PyTables
+    "table" format under the key ``df_with_missing``, so ``pd.read_hdf(h5_path)`` returns the
+    table), atomically."""
     write_csv(table, csv_path)
     if h5_path is not None:
-        import h5py  # local: only prediction writers need it
-
         with atomic_path(h5_path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                group = f.create_group("df_with_missing")
-                # gzip level 1 after byte shuffling: smaller than level 4 alone, and half its time
-                group.create_dataset("values", data=table.to_numpy(dtype=np.float64), compression="gzip", compression_opts=1, shuffle=True)
-                group.create_dataset("index", data=np.asarray(table.index).astype("S") if table.index.dtype == object else np.asarray(table.index))
-                for level, name in enumerate(table.columns.names):
-                    group.create_dataset(name, data=np.asarray(table.columns.get_level_values(level)).astype("S"))
+            # float64, as pd.read_csv returns the CSV's values
+            table.astype(np.float64).to_hdf(tmp, key=H5_KEY, format="table", mode="w")
 
 
 def write_pose_tables(tables: list[tuple]) -> None:
@@ -153,16 +151,7 @@ def read_pose_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV or HDF5 pose table written by :func:`write_pose_table`."""
     path = Path(path)
     if path.suffix == ".h5":
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            g = f["df_with_missing"]
-            names = ("scorer", "bodyparts", "coords")
-            columns = pd.MultiIndex.from_arrays([g[n][()].astype(str) for n in names], names=list(names))
-            index = g["index"][()]
-            if index.dtype.kind == "S":
-                index = index.astype(str)
-            return pd.DataFrame(g["values"][()], columns=columns, index=index)
+        return pd.read_hdf(path, key=H5_KEY)
     table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
     # pandas names the empty header cells of the trailing ("set", "", "") column "Unnamed: ..."
     table.columns = pd.MultiIndex.from_tuples(

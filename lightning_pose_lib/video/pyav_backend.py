@@ -8,6 +8,7 @@ smallest pts. Demuxing reads no pixels, so this costs milliseconds even for long
 from __future__ import annotations
 
 import concurrent.futures
+import fractions
 import os
 import queue
 import threading
@@ -33,6 +34,7 @@ class _FrameIndex:
     pts: np.ndarray  # presentation timestamp of each frame, increasing
     frame_of_pts: dict[int, int]  # the inverse of pts
     seek_frames: np.ndarray  # sorted frame indices one can seek to: keyframes, and frame 0
+    time_base: fractions.Fraction  # seconds per pts tick
 
 
 def _scan(path: str | os.PathLike) -> tuple[VideoInfo, _FrameIndex]:
@@ -92,7 +94,7 @@ def _scan(path: str | os.PathLike) -> tuple[VideoInfo, _FrameIndex]:
     keyframes = {frame_of_pts[packet_pts] for packet_pts, is_keyframe in packets if is_keyframe}
     # Frame 0 is always a seek point: seeking to its pts reaches the start of the stream.
     seek_frames = np.array(sorted(keyframes | {0}), dtype=np.int64)
-    index = _FrameIndex(pts=pts, frame_of_pts=frame_of_pts, seek_frames=seek_frames)
+    index = _FrameIndex(pts=pts, frame_of_pts=frame_of_pts, seek_frames=seek_frames, time_base=time_base)
     info = VideoInfo(path=path, num_frames=len(pts), fps=float(fps), height=height, width=width, codec=codec)
     return info, index
 
@@ -104,6 +106,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     frames, and a variable frame rate (frame ``i`` must be at time ``i / fps``).
     """
     return _scan(path)[0]
+
+
+def frame_times(path: str | os.PathLike) -> np.ndarray:
+    """Each frame's presentation time in seconds (its pts in the stream's time base)."""
+    index = _scan(path)[1]
+    return index.pts * float(index.time_base)
 
 
 def _open_decoder(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:

@@ -61,6 +61,36 @@ config.update(_with_defaults(CONFIG_SCHEMA, config))
 DATASETS = config["datasets"]
 
 
+# --- Imported datasets: a DeepLabCut project, SLEAP labels, a Lightning Pose config (rules/import.smk) ---
+import logging
+
+from lightning_pose_lib import formats
+
+if not workflow.is_main_process:  # jobs read the config again; their warnings were said by the main process
+    logging.getLogger(formats.__name__).setLevel(logging.ERROR)
+
+
+def _imported(function, dataset):
+    try:
+        return function(DATASETS[dataset]["import"])
+    except InputError as err:
+        raise WorkflowError(f"datasets.{dataset}.import: {err}")
+
+
+def imported_videos(dataset):
+    """The project's videos, predicted as they are (the import links them for training only)."""
+    return [str(Path(v).absolute()) for v in _imported(formats.videos, dataset)]
+
+
+def imported_model_config(dataset):
+    """The model config keys an imported project sets (a Lightning Pose config's), else none."""
+    return {} if DATASETS[dataset]["import"] is None else _imported(formats.model_config, dataset)
+
+
+def import_inputs(dataset):
+    return _imported(formats.inputs, dataset)
+
+
 def _value_id(value):
     if isinstance(value, (list, tuple)):
         return "+".join(_value_id(v) for v in value) or "none"
@@ -107,6 +137,8 @@ MODELS = {dataset: _models_of(dataset) for dataset in DATASETS}
 
 
 def data_dir(dataset):
+    if DATASETS[dataset]["import"] is not None:  # written by rule import_<dataset>
+        return Path(f"results/{dataset}/data")
     return Path(DATASETS[dataset]["data_dir"])
 
 
@@ -123,7 +155,7 @@ def model_config(dataset, model_id):
     ds = DATASETS[dataset]
     paths = {"data": {"data_dir": str(data_dir(dataset)), "csv_file": ds["csv_file"], "video_dir": ds["video_dir"]}}
     try:
-        return load_config(config["model_config"], paths, ds["model_config"], MODELS[dataset][model_id]["overrides"])
+        return load_config(config["model_config"], imported_model_config(dataset), paths, ds["model_config"], MODELS[dataset][model_id]["overrides"])
     except InputError as err:
         raise WorkflowError(f"model {dataset}/{model_id}: {err}")
 
@@ -139,7 +171,7 @@ def dataset_videos(dataset):
     if ds["example"] is not None:  # generated: the names are known before the files exist
         return {f"session{i}": str(root / "videos" / f"session{i}.mp4") for i in range(ds["example"]["sessions"])}
     videos = {}
-    for entry in ds["predict_videos"]:
+    for entry in ds["predict_videos"] if ds["import"] is None else imported_videos(dataset):
         path = root / entry
         if path.suffix == ".txt":
             if not path.is_file():
@@ -182,7 +214,14 @@ def model_table(wildcards):
 
 
 def all_targets():
-    return [f"results/{dataset}/summary.csv" for dataset in DATASETS] + [t for d in DATASETS for t in diagnostics_targets(d)]
+    return [f"results/{dataset}/summary.csv" for dataset in DATASETS] + [t for d in DATASETS for t in diagnostics_targets(d) + export_targets(d)]
+
+
+def export_targets(dataset):
+    """The files of the export: section (rules/export.smk)."""
+    if not config["export"]["nwb"]:
+        return []
+    return [f"{model_dir(dataset, m)}/video_preds/{v}.nwb" for m in MODELS[dataset] for v in VIDEOS[dataset]]
 
 
 wildcard_constraints:

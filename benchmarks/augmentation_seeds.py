@@ -5,8 +5,8 @@ then the variants compared pair by pair (same seed) on test pixel error.
     python scripts/benchmark.py augmentation_seeds --data EXAMPLE_DIR --out OUT --seeds 26-75 \
         [--variants new old hybrid] [--jobs N] [key=value ...]
 
-Variants (each trains ``config/model.yaml`` with ``model.model_type=heatmap`` and
-``training.rng_seed_model_pt=SEED``; every step runs eagerly, ``training.cuda_graphs=false``, since
+Variants (each trains ``benchmarks/augmentation_seeds.yaml``, the protocol's fixed model config,
+with ``model.model_type=heatmap`` and ``training.rng_seed_model_pt=SEED``; every step runs eagerly, ``training.cuda_graphs=false``, since
 kornia's pipeline cannot be captured):
 - ``new``: the library's augmentation (``lightning_pose_lib.data.augment``);
 - ``old``: kornia's ``AugmentationSequential`` with the same five transforms, the library's
@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+PROTOCOL = Path(__file__).with_suffix(".yaml")
 VARIANTS = ("new", "old", "hybrid")
 
 
@@ -113,7 +114,7 @@ def train_one(variant: str, seed: int, data: str, model_dir: Path, overrides: li
         pose_model.Augmentation = old_augmentation()
     elif variant == "hybrid":
         pose_model.Augmentation = hybrid_augmentation()
-    cfg = load_config(REPO / "config" / "model.yaml", overrides=[
+    cfg = load_config(PROTOCOL, overrides=[
         f"data.data_dir={data}", "model.model_type=heatmap", "training.cuda_graphs=false",
         f"training.rng_seed_model_pt={seed}", *overrides])
     train(cfg, model_dir)

@@ -147,14 +147,14 @@ def test_lightning_pose_config_keys_are_mapped_and_the_others_listed(tmp_path, e
     assert not {"data_dir", "csv_file", "video_dir", "imgaug_hflip"} & (set(mapped["data"]) | set(mapped["training"]))
     # A value this project does not accept is left out, and said in the same warning.
     other = yaml.safe_load(source.read_text())
-    other["model"]["heatmap_loss_type"] = "kl"
+    other["model"]["model_type"] = "heatmap_multiview_transformer"
     other["training"]["imgaug"] = "dlc-top-down"
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         mapped = formats.model_config(tmp_path / "other.yaml")
-    assert "heatmap_loss_type" not in mapped["model"] and "imgaug" not in mapped["training"] and mapped["model"]["backbone"] == "resnet18"
-    assert "model.heatmap_loss_type: 'kl' (not a value this project accepts)" in caplog.text and "training.imgaug: 'dlc-top-down'" in caplog.text
+    assert "model_type" not in mapped["model"] and "imgaug" not in mapped["training"] and mapped["model"]["backbone"] == "resnet18"
+    assert "model.model_type: 'heatmap_multiview_transformer' (not a value this project accepts)" in caplog.text and "training.imgaug: 'dlc-top-down'" in caplog.text
     # The data: the labels as they are, their images and the videos linked.
     check_imported(formats.import_dataset(source, tmp_path / "data"), read_labels(example_dir / "CollectedData.csv"))
     assert (tmp_path / "data" / "labeled-data").is_symlink()

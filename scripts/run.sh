@@ -26,14 +26,14 @@ case "${1:-}" in
     demo)
         setup
         shift
-        export PATH="$PWD/$VENV/bin:$PATH"
+        export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # LP_VENV may be relative or absolute
         snakemake --profile profiles/default "$@"
         echo "[run.sh] done: see results/example/summary.csv and results/example/plots/; report: .venv/bin/snakemake --report report.html" >&2
         ;;
     test)
         setup
         shift
-        export PATH="$PWD/$VENV/bin:$PATH"
+        export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # LP_VENV may be relative or absolute
         "$PY" -m pytest -q "$@"
         ;;
     *)

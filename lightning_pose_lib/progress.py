@@ -63,6 +63,7 @@ class TrainingProgress(_Reporter, pl.Callback):
         self.epoch_seconds: list[float] = []
         self._epoch_start = 0.0
         self._timed_epochs = 0
+        self._validated = 0  # the epoch (from 1) of the latest validation
 
     def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -81,6 +82,10 @@ class TrainingProgress(_Reporter, pl.Callback):
         if self.bar is not None:
             self.bar.update(1)
 
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._validated = trainer.current_epoch + 1
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
@@ -93,8 +98,8 @@ class TrainingProgress(_Reporter, pl.Callback):
             detail = ", ".join(f"{name} {value:.4g}" for name, value in losses.items())
             parts.append(f"loss {total:.4g}" + (f" ({detail})" if len(losses) > 1 else ""))
         error = trainer.callback_metrics.get("val_pixel_error")
-        if error is not None:
-            parts.append(f"val pixel error {float(error):.2f} px")
+        if error is not None and self._validated:
+            parts.append(f"val pixel error {float(error):.2f} px" + (f" (epoch {self._validated})" if self._validated != epoch else ""))
         if len(self.speed.epochs) > self._timed_epochs:  # this epoch was timed
             steps, seconds = self.speed.epochs[-1]
             parts.append(f"{steps / seconds:.2f} steps/s")

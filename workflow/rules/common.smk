@@ -177,6 +177,18 @@ wildcard_constraints:
     video="|".join(sorted({re.escape(v) for videos in VIDEOS.values() for v in videos}, key=len, reverse=True)) or "[^/]+",
 
 
+def model_priority(dataset, model):
+    """Scheduling priority of a model's jobs: the models of a dataset in the config's order, each
+    one's predictions and evaluation before the next one's training. With fewer cores than models,
+    the first model's results (metrics, labeled videos) come while the others still train."""
+    models = list(MODELS[dataset])
+    return len(models) - models.index(model)
+
+
+def model_priority_wc(wildcards):
+    return model_priority(wildcards.dataset, wildcards.model)
+
+
 def model_dir_wc(wildcards):
     return model_dir(wildcards.dataset, wildcards.model)
 

@@ -29,6 +29,7 @@ for _dataset in DATASETS:
                 video_metrics=[(v, m) for v in VIDEOS[_dataset] for m in _video],
             conda:
                 "../../environment.yml"
+            priority: lambda wildcards, dataset=_dataset: model_priority(dataset, wildcards.model)
             log:
                 f"logs/evaluate/{_dataset}/{{model}}.log",
             message:
@@ -176,6 +177,7 @@ rule labeled_video:
         clip_frames=DIAGNOSTICS["clip_frames"],
     conda:
         "../../environment.yml"
+    priority: model_priority_wc
     log:
         "logs/labeled_video/{dataset}/{model}/{video}.log",
     message:

@@ -29,6 +29,7 @@ rule predict_videos:
         chunk="chunk[0-9]+",
     conda:
         "../../environment.yml"
+    priority: model_priority_wc
     log:
         "logs/predict_videos/{dataset}/{model}/{chunk}.log",
     message:
@@ -48,6 +49,7 @@ rule video_prediction:
         heads=lambda wc, output: str(Path(output.csv).parent / "heads"),
     conda:
         "../../environment.yml"
+    priority: model_priority_wc
     log:
         "logs/video_prediction/{dataset}/{model}/{video}.log",
     # A shell job, not run: or script: -- those start Python (a run: job even parses the whole

@@ -67,8 +67,11 @@ def benchmark_prediction(work: Path, n_videos: int, model_dir: str | None, video
         data = work / "predict-data"
         make_example(data, frames=100)
         model_dir = str(work / "model")
-        train = [sys.executable, str(ROOT / "scripts/train.py"), "--config", str(ROOT / "config/model.yaml"), "--model-dir", model_dir,
-                 f"data.data_dir={data}", "training.max_epochs=1", "training.min_epochs=1", "model.backbone_pretrained=false"]
+        # The demo's small model: the base config with the example dataset's settings on top.
+        example = work / "example_model.yaml"
+        example.write_text(yaml.safe_dump(yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["example"]["model_config"]))
+        train = [sys.executable, str(ROOT / "scripts/train.py"), "--config", str(ROOT / "config/model.yaml"), "--config", str(example),
+                 "--model-dir", model_dir, f"data.data_dir={data}", "training.max_epochs=1", "training.min_epochs=1"]
         out = subprocess.run(train, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"training the benchmark model failed:\n{out.stderr[-3000:]}")

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import queue
-import sys
 import threading
 import time
 import weakref
@@ -17,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from . import checkpoints
 from .data.labels import pose_table, write_pose_tables
@@ -26,6 +24,7 @@ from .errors import InputError
 from .table_writers import table_writers
 from .models.cuda_graphs import InferenceGraph
 from .models.pose_model import CONTEXT, PoseModel
+from .progress import VideoProgress
 from .streams import compute_stream
 from .video import prepare_streams, stream_videos
 
@@ -141,6 +140,8 @@ def predict_videos(
     - a writer thread writes each video's files when its last frame is predicted.
 
     A video that fails (unreadable, truncated) is reported in its result; the others go on.
+    ``progress``: each video's frames/s and time left, as log lines or, when stderr is a terminal,
+    as a bar (:class:`~lightning_pose_lib.progress.VideoProgress`).
     """
     names = keypoint_names or model.hparams.get("keypoint_names") or [f"kp{k}" for k in range(model.num_keypoints)]
     if model.is_context and batch_size <= 2 * CONTEXT:
@@ -160,7 +161,7 @@ def predict_videos(
     writer = threading.Thread(target=_write, args=(writes, results, names, f"{model.model_type}_tracker"), daemon=True)
     for thread in [*threads, writer]:
         thread.start()
-    bar = tqdm(desc="frames", unit="frame", disable=not progress, file=sys.stderr)
+    report = VideoProgress(len(jobs), enabled=progress)
     states: dict[int, _VideoState] = {}
     in_flight: collections.deque = collections.deque()  # an event after each batch queued on the GPU
     finished = 0
@@ -175,6 +176,7 @@ def predict_videos(
             states.pop(job_id, None)
         elif kind == "start":
             states[job_id] = _VideoState(model, payload[0], jobs[job_id])
+            report.start(job_id, Path(jobs[job_id][0]).name, payload[0].num_frames)
         elif kind == "batch":
             states[job_id].add(*payload)
         elif kind == "end":
@@ -185,31 +187,32 @@ def predict_videos(
             while finished < decoders and sum(s.waiting() for s in states.values()) < batch_size:
                 handle(chunks.get())
             pieces, rows = [], 0
-            for state in list(states.values()):  # oldest first (dicts keep insertion order)
+            for job_id, state in list(states.items()):  # oldest first (dicts keep insertion order)
                 while rows < batch_size and (piece := state.take(batch_size - rows)) is not None:
-                    pieces.append((state, *piece))
+                    pieces.append((job_id, state, *piece))
                     rows += sum(len(part) for part in piece[0])
             if pieces:
                 if len(in_flight) == IN_FLIGHT:
                     in_flight.popleft().synchronize()
-                outputs = network([p[1] for p in pieces])
+                outputs = network([p[2] for p in pieces])
                 offset = 0
-                for state, frames, first, count in pieces:
+                for job_id, state, frames, first, count in pieces:
                     state.store(outputs, offset, first, count)
                     offset += count
-                    bar.update(count)
+                    report.update(job_id, count)
                 if model.device.type == "cuda":
                     in_flight.append(torch.cuda.Event())
                     in_flight[-1].record()
             for job_id in [j for j, s in states.items() if s.ended and s.waiting() == 0]:
                 writes.put((job_id, states.pop(job_id).to_host()))
+                report.done(job_id)
             if finished == decoders and not pieces:
                 break
     for job_id, state in states.items():  # streams that stopped without their end: reported as truncated
         writes.put((job_id, state.to_host()))
     writes.put(None)
     writer.join()
-    bar.close()
+    report.close()
     for i, (video, *_) in enumerate(jobs):
         results.setdefault(i, VideoResult(str(video), InputError(video, "the decoder returned no frames"), 0.0))
     return [results[i] for i in range(len(jobs))]

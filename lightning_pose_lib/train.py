@@ -6,7 +6,8 @@ Model folder layout::
     provenance.yaml          versions, git commit, seeds, label hash, SLURM job id; every run (resumes)
     checkpoints/best.ckpt    lowest validation pixel error
     checkpoints/last.ckpt    end of the latest epoch (training resumes from it)
-    tb_logs/                 TensorBoard
+    tb_logs/version_N/       TensorBoard: a resumed training continues its run, one started over
+                             begins the next version
     predictions.csv          labeled frames, with the set (train/validation/test/unused) of each
     train_status.json        written last: {"status": "COMPLETED", "train_steps_per_s": ..., ...}
     .lock                    held while a process trains (alone) or predicts (shared); see locks.py
@@ -58,6 +59,7 @@ from .io import remove_leftovers, write_csv, write_text_atomic
 from .locks import model_lock
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
+from .progress import TrainingProgress
 from .provenance import record_run
 
 STATUS_FILE = "train_status.json"
@@ -95,8 +97,8 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     speed = TrainingSpeed()
     trainer = pl.Trainer(
         default_root_dir=model_dir,
-        logger=TensorBoardLogger(model_dir, name="tb_logs", version=0),
-        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable, speed],
+        logger=TensorBoardLogger(model_dir, name="tb_logs"),  # its version is set below, once resuming is decided
+        callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable, speed, TrainingProgress(speed)],
         plugins=[checkpoints.CheckpointFiles()],  # every checkpoint read safely and written atomically
         accelerator=accelerator,
         devices=devices,
@@ -158,6 +160,7 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     ckpt_path = resume_checkpoint(resume, cfg) if rank == 0 else (resume if resume.exists() else None)
     if rank == 0:
         record_run(model_dir / "provenance.yaml", cfg, dataset.csv_path, resumed=ckpt_path is not None)
+    trainer.logger = TensorBoardLogger(model_dir, name="tb_logs", version=tensorboard_version(model_dir / "tb_logs", resumed=ckpt_path is not None))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*upsample_bilinear2d_backward_out_cuda.*")
@@ -348,6 +351,16 @@ def _end_other_ranks(trainer, wait: bool, timeout: float = 60.0) -> None:
         except subprocess.TimeoutExpired:
             log.warning("rank process %d still running %.0f s after training; killing it", process.pid, timeout)
             process.kill()
+
+
+def tensorboard_version(folder: Path, resumed: bool) -> int:
+    """The TensorBoard run (``version_N``) of this training: the latest one when it resumes (the
+    run that wrote last.ckpt: a training started over removes it first), the next one when it
+    starts over, so that the curves of a replaced model stay apart from the new ones."""
+    versions = [int(p.name[len("version_") :]) for p in Path(folder).glob("version_*") if p.name[len("version_") :].isdigit()]
+    if not versions:
+        return 0
+    return max(versions) if resumed else max(versions) + 1
 
 
 def _write_status(model_dir: Path, status: str, **extra: Any) -> None:

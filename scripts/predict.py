@@ -48,7 +48,7 @@ def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compil
     batch_size = batch_size or model.cfg["dali"]["base"]["predict"]["sequence_length"]
     backend = backend or model.cfg["dali"]["backend"]
     # Several videos decode at once (threads) while the model runs: see predict_videos.
-    results = predict_videos(model, todo, batch_size=batch_size, backend=backend, progress=False, decoders=decoders, compile=compile)
+    results = predict_videos(model, todo, batch_size=batch_size, backend=backend, decoders=decoders, compile=compile)
     failed = []
     for (video, csv_path, h5_path), result in zip(todo, results):
         if isinstance(result.outcome, Exception):  # a bad video must not cost the others of this job

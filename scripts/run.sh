@@ -26,7 +26,7 @@ case "${1:-}" in
     demo)
         setup
         shift
-        export PATH="$PWD/$VENV/bin:$PATH"
+        export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # LP_VENV may be relative or absolute
         snakemake --profile profiles/default "$@"
         echo "[run.sh] done: see results/example/summary.csv and results/example/plots/; report: .venv/bin/snakemake --report report.html" >&2
         ;;
@@ -37,7 +37,7 @@ case "${1:-}" in
             "$PY" -m pip install --quiet --disable-pip-version-check $(sed -n 's/^ *# test: \([^ ]*==[^ ]*\).*$/\1/p' environment.yml)
         fi
         shift
-        export PATH="$PWD/$VENV/bin:$PATH"
+        export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # LP_VENV may be relative or absolute
         "$PY" -m pytest -q "$@"
         ;;
     *)

@@ -5,6 +5,7 @@ small generated example and are stopped with SIGTERM / SIGUSR1 / SIGKILL.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,11 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     out, _ = process.communicate(timeout=timeout)
     return process.returncode, out
+
+
+def tensorboard_runs(model_dir: Path) -> dict[str, int]:
+    """{version folder: number of event files}."""
+    return {run.name: len(list(run.glob("events.out.tfevents.*"))) for run in sorted((model_dir / "tb_logs").iterdir())}
 
 
 def weights(ckpt: Path) -> dict:
@@ -85,6 +91,13 @@ def test_signal_stops_at_epoch_end_and_rerun_resumes_to_the_same_model(signum, u
     assert f"resuming training after epoch {stopped_at} from its last checkpoint" in out
     for name in ("last.ckpt", "best.ckpt"):
         assert_same(weights(model_dir / "checkpoints" / name), weights(uninterrupted / "checkpoints" / name))
+    # The resumed run continues the TensorBoard run of the interrupted one: one version, two event files.
+    assert tensorboard_runs(model_dir) == {"version_0": 2}
+    # Its log (not a terminal) has one line per remaining epoch and no progress bar.
+    lines = [line for line in out.splitlines() if " | loss " in line]
+    assert [line.split(" INFO epoch ")[1].split(" | ")[0] for line in lines] == [f"{e}/{EPOCHS}" for e in range(stopped_at + 2, EPOCHS + 1)], out[-3000:]
+    assert "val pixel error" in lines[-1] and "steps/s" in lines[-1] and lines[-1].endswith("| 0 s left")
+    assert "step/s]" not in out and "%|" not in out
 
 
 def test_sigkill_mid_epoch_resumes_from_the_previous_epoch_end(uninterrupted, example_dir, tmp_path):
@@ -103,11 +116,14 @@ def test_a_changed_config_starts_over_instead_of_resuming(uninterrupted, example
     (model_dir / "checkpoints").mkdir(parents=True)
     # last.ckpt of a model trained with another learning rate, as after editing the config.
     (model_dir / "checkpoints/last.ckpt").write_bytes((uninterrupted / "checkpoints/last.ckpt").read_bytes())
+    shutil.copytree(uninterrupted / "tb_logs", model_dir / "tb_logs")  # and its TensorBoard run
     code, out = finish(start_training(model_dir, example_dir, **{"training.optimizer_params.learning_rate": 0.0005}))
     assert code == 0, out[-3000:]
     assert "written for another config; training starts over" in out
     assert "resuming training" not in out
     assert weights(model_dir / "checkpoints/last.ckpt")["epoch"] == EPOCHS - 1
+    # A training started over is a new TensorBoard run beside the replaced one.
+    assert tensorboard_runs(model_dir) == {"version_0": 1, "version_1": 1}
 
 
 def test_killed_prediction_leaves_no_complete_looking_output(uninterrupted, example_dir, tmp_path):

@@ -123,6 +123,41 @@ def test_report(finished):
         assert text in html, text
 
 
+def test_job_logs_show_progress(finished):
+    workdir, _ = finished
+    train = (workdir / "logs/train/example/supervised__seed=0.log").read_text()
+    assert " INFO epoch 1/2 | loss " in train and " INFO epoch 2/2 | loss " in train and "| 0 s left" in train, train[-3000:]
+    predict = (workdir / "logs/predict_videos/example/supervised__seed=0/chunk0000.log").read_text()
+    assert "session0.mp4: 40 frames predicted in " in predict and "2/2 videos done" in predict, predict[-3000:]
+
+
+def job_seconds(workdir: Path, rule: str) -> list[float]:
+    """How long each job of ``rule`` took, from the start and end times Snakemake records."""
+    records = [json.loads(path.read_text()) for path in (workdir / ".snakemake/metadata").rglob("*") if path.is_file()]
+    return [r["endtime"] - r["starttime"] for r in records if r.get("rule") == rule]
+
+
+def test_linking_a_prediction_into_place_starts_no_python(finished):
+    # A run: or script: job starts Python (a run: job parses the whole workflow again): seconds.
+    seconds = job_seconds(finished[0], "video_prediction")  # one record per output: csv and h5
+    assert len(seconds) == 2 * 2 * 2 and max(seconds) < 2.0, seconds
+
+
+def test_one_dataset_alone_and_a_report_of_what_has_run(finished):
+    workdir, _ = finished
+    # A second dataset, not run yet: a report of the first (all that exists) must still work.
+    other = {**EXAMPLE_CONFIG["datasets"]["example"], "data_dir": "resources/other"}
+    config = {**EXAMPLE_CONFIG, "datasets": {**EXAMPLE_CONFIG["datasets"], "other": other}}
+    (workdir / "two_datasets.yaml").write_text(yaml.safe_dump(config))
+    with_other = ("--configfile", "two_datasets.yaml")
+    assert dry_run_jobs(workdir, "dataset_example", *with_other) == {}  # done
+    assert dry_run_jobs(workdir, "dataset_other", *with_other)["make_example_other"] == "1"
+    out = snakemake(workdir, *with_other, "--report", "partial.html")
+    assert out.returncode == 0, out.stderr[-3000:]
+    html = (workdir / "partial.html").read_text()
+    assert "pixel_error_per_keypoint.png" in html and "session0_labeled.mp4" in html
+
+
 def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
     workdir, _ = finished
     out = snakemake(workdir, "-n")

@@ -2,7 +2,6 @@
 # seeds), video lists and input functions. No rule lives here.
 import glob
 import itertools
-import os
 import re
 import sys
 from pathlib import Path
@@ -213,8 +212,16 @@ def model_table(wildcards):
     return {m: {"variant": v["variant"], "seed": v["seed"], **v["sweep"]} for m, v in MODELS[wildcards.dataset].items()}
 
 
-def all_targets():
-    return [f"results/{dataset}/summary.csv" for dataset in DATASETS] + [t for d in DATASETS for t in diagnostics_targets(d) + export_targets(d)]
+def dataset_targets(dataset):
+    """What a run of one dataset makes: the summary table and plots, the diagnostics and the
+    export. For `snakemake --report`, only those that exist, so that a report shows whatever has
+    been run (Snakemake refuses a report when a report item in its job graph is missing)."""
+    targets = [f"results/{dataset}/summary.csv", *diagnostics_targets(dataset), *export_targets(dataset)]
+    return [t for t in targets if Path(t).exists()] if REPORTING else targets
+
+
+# The Snakefile cannot otherwise know that it is being read for a report.
+REPORTING = any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
 
 
 def export_targets(dataset):
@@ -230,6 +237,18 @@ wildcard_constraints:
     # Only the known video stems, so that metric files next to the predictions
     # (video_preds/<video>_temporal_norm.csv) are never taken for a video's predictions.
     video="|".join(sorted({re.escape(v) for videos in VIDEOS.values() for v in videos}, key=len, reverse=True)) or "[^/]+",
+
+
+def model_priority(dataset, model):
+    """Scheduling priority of a model's jobs: the models of a dataset in the config's order, each
+    one's predictions and evaluation before the next one's training. With fewer cores than models,
+    the first model's results (metrics, labeled videos) come while the others still train."""
+    models = list(MODELS[dataset])
+    return len(models) - models.index(model)
+
+
+def model_priority_wc(wildcards):
+    return model_priority(wildcards.dataset, wildcards.model)
 
 
 def model_dir_wc(wildcards):
@@ -347,24 +366,6 @@ def chunk_manifest(wildcards):
 
 def prediction_store_wc(wildcards):
     return prediction_store(wildcards.dataset, wildcards.model)
-
-
-def link_from_store(store, video, output, log):
-    """Rule video_prediction: hard-link one video's predictions from the store (no copy: same
-    file system), with the context model's per-head predictions when there are any."""
-    import shutil
-
-    heads = Path(store) / "heads"
-    extra = [p for p in heads.glob(f"{glob.escape(video)}_*.csv")] if heads.is_dir() else []
-    pairs = [(Path(store) / Path(t).name, Path(t)) for t in output] + [(p, Path(output[0]).parent / "heads" / p.name) for p in extra]
-    for stored, target in pairs:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        try:
-            os.link(stored, target)
-        except OSError:  # another file system, or no hard links there
-            shutil.copyfile(stored, target)
-    Path(log).write_text("".join(f"{stored} -> {target}\n" for stored, target in pairs))
 
 
 # --- Throughput benchmark: an explicit target, never part of `all` (rules/benchmark.smk) ---------

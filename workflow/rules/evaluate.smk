@@ -30,6 +30,7 @@ for _dataset in DATASETS:
                 video_files=VIDEOS[_dataset],  # each prediction table must have its video's frame count
             conda:
                 "../../environment.yml"
+            priority: lambda wildcards, dataset=_dataset: model_priority(dataset, wildcards.model)
             log:
                 f"logs/evaluate/{_dataset}/{{model}}.log",
             message:
@@ -177,6 +178,7 @@ rule labeled_video:
         clip_frames=DIAGNOSTICS["clip_frames"],
     conda:
         "../../environment.yml"
+    priority: model_priority_wc
     log:
         "logs/labeled_video/{dataset}/{model}/{video}.log",
     message:

@@ -16,6 +16,7 @@ rule train:
         model_dir=model_dir_wc,
     conda:
         "../../environment.yml"
+    priority: model_priority_wc
     log:
         "logs/train/{dataset}/{model}.log",
     message:

@@ -60,8 +60,10 @@ def summary_table(summaries: dict[str, dict], models: dict[str, dict]) -> pd.Dat
     if "validation_pixel_error" in table:
         cell = [c for c in info if c not in ("model", "seed")]
         siblings = table[cell].map(str).agg("|".join, axis=1)
-        table.insert(len(info), "failed_training", failed_among_siblings(table["validation_pixel_error"], siblings))
-        for model in table.loc[table["failed_training"], "model"]:
+        failed = failed_among_siblings(table["validation_pixel_error"], siblings).astype("boolean")
+        failed.iloc[-1] = pd.NA  # the baseline row
+        table.insert(len(info), "failed_training", failed)
+        for model in table.loc[failed.fillna(False), "model"]:
             print(f"warning: {model}: validation pixel error above {FAILED_FACTOR_OF_SIBLINGS:g} x the median of its other seeds: "
                   "a failed training (see its log)", file=sys.stderr)
     return table

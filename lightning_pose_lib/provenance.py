@@ -3,7 +3,6 @@ and every run (job, host, commit) that trained it, since an interrupted training
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from .config import dump
-from .io import write_text_atomic
+from .io import file_sha256, write_text_atomic
 
 LIBRARIES = ("torch", "pytorch-lightning", "kornia", "numpy", "pandas", "av", "nvidia-dali-cuda120", "snakemake")
 
@@ -42,14 +41,6 @@ def git_commit() -> str | None:
         return None
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     return out.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def provenance(cfg: dict, labels_csv: str | os.PathLike) -> dict:

@@ -12,7 +12,6 @@ machine with network and checks their SHA-256; training reads them from there of
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.request
 import warnings
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..io import atomic_path
+from ..io import atomic_path, file_sha256
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,6 @@ def weights_of(name: str) -> Weights:
     return PRETRAINED[name]
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_weights(weights: Weights, folder: str | os.PathLike, timeout: float = 30.0) -> Path:
     """``folder/<file name>``, downloaded first unless a file with the right checksum is there.
 
@@ -93,13 +84,13 @@ def fetch_weights(weights: Weights, folder: str | os.PathLike, timeout: float = 
     cut connection or a wrong file never leaves something that looks like the weights.
     """
     target = Path(folder) / weights.file_name
-    if target.is_file() and sha256_of(target) == weights.sha256:
+    if target.is_file() and file_sha256(target) == weights.sha256:
         return target
     with atomic_path(target) as tmp:
         with urllib.request.urlopen(weights.url, timeout=timeout) as response, open(tmp, "wb") as out:
             while block := response.read(1 << 20):
                 out.write(block)
-        found = sha256_of(tmp)
+        found = file_sha256(tmp)
         if found != weights.sha256:
             raise InputError(weights.url, f"downloaded file has SHA-256 {found}, expected {weights.sha256}; nothing was saved")
     return target

@@ -27,6 +27,7 @@ AS_WRITTEN = {
     ".venv/bin/snakemake --summary",
     "snakemake --unlock",
     "snakemake -n",
+    "python scripts/benchmark.py",  # lists the benchmarks
 }
 
 SCRIPT_HELP = {
@@ -49,6 +50,11 @@ STAND_INS = {
     "snakemake --profile profiles/slurm results/benchmarks/example/throughput_context.json":
         "snakemake --profile profiles/slurm results/benchmarks/example/throughput_context.json -n",
     "snakemake benchmark_all": "snakemake benchmark_all -n",
+    "snakemake --profile profiles/slurm fetch_weights": "snakemake --profile profiles/slurm fetch_weights -n",  # downloads
+    # A user's imported dataset, named in the README's example config: the same kind of target here.
+    "snakemake --profile profiles/default results/walk/summary.csv": "snakemake --profile profiles/default results/example/summary.csv -n",
+    "python scripts/fetch_weights.py resnet50": "python scripts/fetch_weights.py --help",  # needs network
+    **{f"python scripts/benchmark.py {name}": f"python scripts/benchmark.py {name} --help" for name in ("ddp_scaling", "train_step", "planning", "throughput")},
     # No conda here: the environment file it reads must name the environment the command activates.
     "conda env create -f environment.yml && conda activate lightning-pose-lib":
         "python -c \"import yaml; assert yaml.safe_load(open('environment.yml'))['name'] == 'lightning-pose-lib'\"",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT
+from conftest import CSV_ROUNDING, ROOT
 from lightning_pose_lib import formats
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
 from lightning_pose_lib.errors import InputError
@@ -251,13 +251,13 @@ def test_imported_projects_train_predict_and_evaluate(imported_run, example_dir)
             csv_file, h5_file = model / "video_preds" / f"{video}.csv", model / "video_preds" / f"{video}.h5"
             from_csv = pd.read_csv(csv_file, header=[0, 1, 2], index_col=0)
             assert len(from_csv) == 60
-            pd.testing.assert_frame_equal(pd.read_hdf(h5_file), from_csv, check_exact=False, rtol=0, atol=5e-5)
+            pd.testing.assert_frame_equal(pd.read_hdf(h5_file), from_csv, check_exact=False, rtol=0, atol=CSV_ROUNDING)
             # movement's Lightning Pose and DeepLabCut loaders read them as they are.
             for loaded in (load_poses.from_lp_file(csv_file, fps=30), load_poses.from_dlc_file(h5_file, fps=30), load_poses.from_dlc_file(csv_file, fps=30)):
                 names = list(loaded.keypoints.values)
                 position = loaded.position.squeeze("individuals").to_numpy()  # (time, space, keypoints)
                 expected = np.stack([from_csv.xs((n, c), axis=1, level=("bodyparts", "coords")).to_numpy()[:, 0] for n in names for c in "xy"], axis=1)
-                np.testing.assert_allclose(position.transpose(0, 2, 1).reshape(60, -1), expected, atol=5e-5)
+                np.testing.assert_allclose(position.transpose(0, 2, 1).reshape(60, -1), expected, atol=CSV_ROUNDING)
             check_nwb(model / "video_preds" / f"{video}.nwb", read_pose_table(h5_file), example_dir / "videos" / f"{video}.mp4")
     assert {name: tree_digest(p) for name, p in (("sources", sources), ("example", example_dir))} == before
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import CSV_ROUNDING
 from lightning_pose_lib.data.labels import pose_table, read_labels, read_pose_table, write_pose_table
 from lightning_pose_lib.errors import InputError
 
@@ -91,7 +92,7 @@ def test_h5_is_what_pandas_and_deeplabcut_read(tmp_path):
     write_pose_table(table, tmp_path / "v.csv", tmp_path / "v.h5")
     from_h5 = pd.read_hdf(tmp_path / "v.h5")
     from_csv = pd.read_csv(tmp_path / "v.csv", header=[0, 1, 2], index_col=0)
-    pd.testing.assert_frame_equal(from_h5, from_csv, check_exact=False, rtol=0, atol=5e-5)  # the CSV keeps 4 decimals
+    pd.testing.assert_frame_equal(from_h5, from_csv, check_exact=False, rtol=0, atol=CSV_ROUNDING)  # the CSV keeps 4 decimals
     with pd.HDFStore(tmp_path / "v.h5", "r") as store:
         assert store.keys() == ["/df_with_missing"] and store.get_storer("df_with_missing").is_table
     with tables.open_file(tmp_path / "v.h5") as f:  # PyTables' own layout, not bare h5py arrays

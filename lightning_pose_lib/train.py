@@ -55,7 +55,7 @@ from .data.unlabeled import list_videos, unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve
 from .errors import InputError
-from .io import remove_leftovers, write_csv, write_text_atomic
+from .io import atomic_path, remove_leftovers, write_csv, write_text_atomic
 from .locks import model_lock
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
@@ -180,7 +180,8 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     if rank != 0:
         return None
     if not (ckpt_dir / "best.ckpt").exists():  # no validation ran (very short runs): last is best
-        shutil.copyfile(resume, ckpt_dir / "best.ckpt")
+        with atomic_path(ckpt_dir / "best.ckpt") as tmp:  # like every checkpoint: complete or absent
+            shutil.copyfile(resume, tmp)
 
     best_model = checkpoints.load_pose_model(ckpt_dir / "best.ckpt")
     table = predict_labeled(best_model, dataset, batch_size=train_cfg["test_batch_size"])

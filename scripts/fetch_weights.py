@@ -17,6 +17,7 @@ from pathlib import Path
 from lightning_pose_lib.cli import run
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.io import file_sha256
 from lightning_pose_lib.models.backbones import default_weights_dir, fetch_weights, weights_of
 
 
@@ -27,7 +28,7 @@ def fetch(backbones, folder):
             path = fetch_weights(weights, folder)
         except OSError as err:  # no network, or the folder is not writable
             raise InputError(weights.url, f"download failed ({getattr(err, 'reason', err)})") from None
-        print(f"{name}: {path} (SHA-256 {weights.sha256})", flush=True)
+        print(f"{name}: {path} (SHA-256 {weights.sha256 or file_sha256(path)})", flush=True)
 
 
 def cli_main(argv=None):

@@ -12,29 +12,77 @@ from lightning_pose_lib.models.pose_model import BackboneWarmup, PoseModel, Step
 
 
 @pytest.mark.parametrize("name", list_backbones())
-def test_every_backbone_has_stride_32(name):
+def test_every_backbone_gives_features_at_its_stride(name):
     torch.manual_seed(0)
     model = create_backbone(name).eval()
+    assert model.stride in (16, 32)
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 96))
-    assert out.shape == (1, model.out_channels, 2, 3)
+    assert out.shape == (1, model.out_channels, 64 // model.stride, 96 // model.stride)
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_every_backbone_trains_the_context_model_with_unsupervised_losses_and_round_trips(name, tmp_path):
+    """Heatmaps at stride 4 whatever the backbone's stride; a semi-supervised step of the context
+    model gives gradients to the backbone; a saved checkpoint loads into a new model unchanged."""
+    from lightning_pose_lib import checkpoints
+
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**{"model.backbone": name, "model.model_type": "heatmap_mhcrnn", "model.do_context": "true", "training.imgaug": "none",
+                      "model.losses_to_use": "[temporal,pca_singleview]", "data.columns_for_singleview_pca": "[0,1]"})
+    model = PoseModel(cfg, num_keypoints=2)
+    model.use_unsupervised_losses({"singleview": _line_pca()})
+    model.log = lambda *a, **k: None
+    model.unsupervised_importance = lambda: 1.0
+    labeled = {"image": torch.rand(2, 5, 3, 64, 96), "keypoints": torch.rand(2, 2, 2) * 50, "orig_hw": torch.full((2, 2), 64.0)}
+    clips = {"frames": torch.randint(0, 256, (1, 6, 3, 64, 96), dtype=torch.uint8), "orig_hw": torch.tensor([[64.0, 96.0]])}
+    loss = model.training_step({"labeled": labeled, "unlabeled": clips}, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.backbone.parameters() if p.requires_grad)
+
+    model.eval()
+    checkpoints.save({"state_dict": model.state_dict()}, tmp_path / "model.ckpt")
+    again = PoseModel(cfg, num_keypoints=2).eval()
+    again.load_state_dict(checkpoints.load(tmp_path / "model.ckpt")["state_dict"])
+    frames = torch.rand(7, 3, 64, 96)
+    with torch.no_grad():
+        out, out_again = model.forward_sequence(frames), again.forward_sequence(frames)
+    assert out["heatmaps"].shape[-2:] == (16, 24)
+    torch.testing.assert_close(out["keypoints"], out_again["keypoints"])
+
+
+def test_checkpoints_from_before_timm_backbones_still_load():
+    """Those named the ResNet's parameters ``backbone.layer1...``; now they sit under ``backbone.net.``."""
+    torch.manual_seed(0)
+    model = PoseModel(tiny_cfg(), num_keypoints=2).eval()
+    older = {k.replace("backbone.net.", "backbone."): v for k, v in model.state_dict().items()}
+    assert any(k.startswith("backbone.layer4.") for k in older)
+    again = PoseModel(tiny_cfg(), num_keypoints=2).eval()
+    again.load_state_dict(older)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key])
 
 
 def test_pretrained_weights_from_a_file(tmp_path):
     source = create_backbone("resnet18")
     path = tmp_path / "weights.pth"
-    torch.save({**source.state_dict(), "fc.weight": torch.zeros(1000, 512)}, path)  # torchvision layout
+    trunk = {k.removeprefix("net."): v for k, v in source.state_dict().items()}
+    torch.save({**trunk, "fc.weight": torch.zeros(1000, 512)}, path)  # torchvision's layout
     target = create_backbone("resnet18", pretrained=str(path))
     for key, value in source.state_dict().items():
         assert torch.equal(value, target.state_dict()[key])
 
 
-def test_resnet_matches_torchvision_when_available():
-    tv = pytest.importorskip("torchvision")
+def test_resnet_matches_torchvision():
+    """torchvision's ImageNet files (the ResNets' pretrained weights) load into timm's ResNet and
+    give torchvision's features."""
+    import torchvision as tv
+
     for name in ("resnet18", "resnet50"):
         reference = getattr(tv.models, name)().eval()
         ours = create_backbone(name).eval()
-        ours.load_state_dict({k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")})
+        ours.net.load_state_dict({k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")})
         x = torch.rand(2, 3, 64, 64)
         trunk = torch.nn.Sequential(*list(reference.children())[:-2])
         with torch.no_grad():

@@ -26,6 +26,13 @@ spec.loader.exec_module(fetch_script)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    stated_sha256 = {}  # file name -> what the server says its SHA-256 is, as Hugging Face does
+
+    def end_headers(self):
+        if self.path.lstrip("/") in self.stated_sha256:
+            self.send_header("X-Linked-Etag", f'"{self.stated_sha256[self.path.lstrip("/")]}"')
+        super().end_headers()
+
     def log_message(self, *args):
         pass
 
@@ -36,7 +43,8 @@ def server(tmp_path):
     http://127.0.0.1:<port>/; yields (Weights for it, its state dict, a function stopping the server)."""
     torch.manual_seed(1)
     source = create_backbone("resnet18")
-    state = {**source.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+    trunk = {k.removeprefix("net."): v for k, v in source.state_dict().items()}
+    state = {**trunk, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
     served = tmp_path / "served"
     served.mkdir()
     staged = served / "weights.pth"
@@ -103,7 +111,7 @@ def test_offline_without_cache_is_an_error_naming_the_fix_unless_random_init_is_
         create_backbone("resnet18", pretrained=True)
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith(f"{torch_home / weights.file_name}: no verified ImageNet weights for resnet18 here and the download failed")
+    assert message.startswith(f"{torch_home / weights.file_name}: no verified pretrained weights for resnet18 here and the download failed")
     assert f"python scripts/fetch_weights.py --dir {torch_home} resnet18" in message and "weights file" in message
     with pytest.warns(UserWarning, match="random initialisation"):
         create_backbone("resnet18", pretrained=True, allow_random_init=True)
@@ -159,7 +167,7 @@ def test_workflow_fetches_the_weights_before_the_trainings_that_need_them(tmp_pa
     # names it. (A generated file stands in for torchvision's: the job does not check the checksum
     # of a file the workflow itself fetched and checked.)
     torch.manual_seed(2)
-    source = create_backbone("resnet18").state_dict()
+    source = {k.removeprefix("net."): v for k, v in create_backbone("resnet18").state_dict().items()}  # torchvision's layout
     cached = workdir / "resources/weights/resnet18-f37072fd.pth"
     cached.parent.mkdir(parents=True)
     torch.save(source, cached)
@@ -169,3 +177,40 @@ def test_workflow_fetches_the_weights_before_the_trainings_that_need_them(tmp_pa
     resolved = yaml.safe_load((workdir / models / "pretrained__seed=0/config.yaml").read_text())
     assert resolved["model"]["backbone_pretrained"] == "resources/weights/resnet18-f37072fd.pth"
 
+
+def test_hugging_face_file_checked_against_the_stated_checksum_and_loaded(tmp_path, monkeypatch):
+    """timm's weights (safetensors, no pinned checksum): a download is kept only when its SHA-256 is
+    the one the server states; the file, classifier included, loads into the backbone."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    source = create_backbone("convnext_tiny")
+    served = tmp_path / "served"
+    served.mkdir()
+    trunk = {k.removeprefix("net."): v.contiguous() for k, v in source.state_dict().items()}
+    save_file({**trunk, "head.fc.weight": torch.zeros(1000, 768), "head.fc.bias": torch.zeros(1000)}, served / "model.safetensors")
+    digest = hashlib.sha256((served / "model.safetensors").read_bytes()).hexdigest()
+    monkeypatch.setattr(_Quiet, "stated_sha256", {"model.safetensors": "f" * 64})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        weights = Weights(f"http://127.0.0.1:{httpd.server_address[1]}/model.safetensors", file_name="convnext_tiny.test.safetensors")
+        with pytest.raises(InputError, match=f"expected {'f' * 64}"):
+            fetch_weights(weights, tmp_path / "cache")
+        assert list((tmp_path / "cache").iterdir()) == []
+        _Quiet.stated_sha256 = {"model.safetensors": digest}
+        path = fetch_weights(weights, tmp_path / "cache")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert path.name == "convnext_tiny.test.safetensors"
+    assert_same_weights(create_backbone("convnext_tiny", pretrained=str(path)).state_dict(), source.state_dict())
+
+
+def test_every_pretrained_file_name_is_distinct_and_timm_names_its_default_weights():
+    import timm
+
+    names = [w.file_name for w in backbones.PRETRAINED.values()]
+    assert len(set(names)) == len(names) == len(backbones.BACKBONES)
+    for name in ("convnext_tiny", "efficientnet_b0"):  # registered with timm's default weights
+        assert timm.models.get_pretrained_cfg(name).hf_hub_id in backbones.PRETRAINED[name].url

@@ -1,4 +1,4 @@
-"""Heads: features (B, C, H/32, W/32) -> heatmap logits (B, K, H/4, W/4) or coordinates (B, K, 2)."""
+"""Heads: features (B, C, H/s, W/s) -> heatmap logits (B, K, H/4, W/4) or coordinates (B, K, 2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ HEAD_INIT_GAIN = 1.0
 
 
 class HeatmapHead(nn.Module):
-    """PixelShuffle(2) then two stride-2 transposed convolutions: stride 32 -> stride 4.
+    """PixelShuffle(2) then stride-2 transposed convolutions down to stride 4: two from a stride-32
+    backbone, one from a stride-16 one (the ViT).
 
     As upstream Lightning Pose, no normalisation between layers; unlike upstream, Xavier init with
     gain 1, not 0.01. From random initialisation, gain 0.01's nearly uniform first heatmaps left the
@@ -20,17 +21,17 @@ class HeatmapHead(nn.Module):
     (docs/benchmarks.md, accuracy).
     """
 
-    def __init__(self, in_channels: int, num_keypoints: int):
+    def __init__(self, in_channels: int, num_keypoints: int, in_stride: int = 32):
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.PixelShuffle(2),
-            nn.ConvTranspose2d(in_channels // 4, num_keypoints, 3, stride=2, padding=1, output_padding=1),
-            nn.ConvTranspose2d(num_keypoints, num_keypoints, 3, stride=2, padding=1, output_padding=1),
-        )
-        for m in self.layers:
-            if isinstance(m, nn.ConvTranspose2d):
-                nn.init.xavier_uniform_(m.weight, gain=HEAD_INIT_GAIN)
-                nn.init.zeros_(m.bias)
+        if in_stride not in (16, 32):
+            raise ValueError(f"the heatmap head needs stride-16 or stride-32 features, not stride {in_stride}")
+        deconvs = [nn.ConvTranspose2d(in_channels // 4, num_keypoints, 3, stride=2, padding=1, output_padding=1)]
+        if in_stride == 32:
+            deconvs.append(nn.ConvTranspose2d(num_keypoints, num_keypoints, 3, stride=2, padding=1, output_padding=1))
+        self.layers = nn.Sequential(nn.PixelShuffle(2), *deconvs)
+        for m in deconvs:
+            nn.init.xavier_uniform_(m.weight, gain=HEAD_INIT_GAIN)
+            nn.init.zeros_(m.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features)
@@ -57,9 +58,9 @@ class ContextHead(nn.Module):
     directions (upstream Lightning Pose's UpsamplingCRNN, with 3x3 grouped mixing).
     """
 
-    def __init__(self, in_channels: int, num_keypoints: int):
+    def __init__(self, in_channels: int, num_keypoints: int, in_stride: int = 32):
         super().__init__()
-        self.upsample = HeatmapHead(in_channels, num_keypoints)
+        self.upsample = HeatmapHead(in_channels, num_keypoints, in_stride)
         self.forward_mix = nn.Conv2d(num_keypoints, num_keypoints, 3, padding=1, groups=num_keypoints)
         self.backward_mix = nn.Conv2d(num_keypoints, num_keypoints, 3, padding=1, groups=num_keypoints)
         for conv in (self.forward_mix, self.backward_mix):

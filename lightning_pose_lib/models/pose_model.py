@@ -49,10 +49,10 @@ class PoseModel(pl.LightningModule):
             self.head = RegressionHead(self.backbone.out_channels, num_keypoints)
             self.supervised_loss = build_loss("regression_mse")
         else:
-            self.head = HeatmapHead(self.backbone.out_channels, num_keypoints)
+            self.head = HeatmapHead(self.backbone.out_channels, num_keypoints, self.backbone.stride)
             self.supervised_loss = build_loss(f"heatmap_{model_cfg['heatmap_loss_type']}")
         if self.is_context:
-            self.context_head = ContextHead(self.backbone.out_channels, num_keypoints)
+            self.context_head = ContextHead(self.backbone.out_channels, num_keypoints, self.backbone.stride)
         self.augment = Augmentation(cfg["training"]["imgaug"])
         self.unsupervised = nn.ModuleDict()  # filled by use_unsupervised_losses() for training
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -77,7 +77,7 @@ class PoseModel(pl.LightningModule):
 
     # ----- inference -------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features of any leading shape (..., 3, H, W) -> (..., C, H/32, W/32)."""
+        """Backbone features of any leading shape (..., 3, H, W) -> (..., C, H/s, W/s), s the backbone's stride."""
         lead = images.shape[:-3]
         out = self.backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
         return out.view(*lead, *out.shape[1:])

@@ -51,9 +51,10 @@ from . import checkpoints
 from . import config as config_lib
 from .callbacks import ResumableTraining, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
-from .data.unlabeled import list_videos, unlabeled_loader
+from .data.unlabeled import unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve
+from .video import list_videos
 from .errors import InputError
 from .io import atomic_path, remove_leftovers, write_csv, write_text_atomic
 from .locks import model_lock

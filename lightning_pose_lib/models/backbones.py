@@ -3,9 +3,9 @@
 A backbone maps images (B, 3, H, W) to features (B, C, H/32, W/32) and exposes ``out_channels``.
 ResNets are written here with torchvision's parameter names, so torchvision's ImageNet checkpoints
 load into them unchanged; this keeps torchvision (and its CUDA-coupled wheels) out of the
-dependencies. Register a new backbone with ``@register_backbone("name", Weights(url, sha256))``.
+dependencies. Register a new backbone with ``@register_backbone("name")``.
 
-ImageNet weights live in a cache folder (torch hub's ``$TORCH_HOME/hub/checkpoints`` unless told
+ImageNet weights (:mod:`.weights`, a table that planning the workflow reads without torch) live in a cache folder (torch hub's ``$TORCH_HOME/hub/checkpoints`` unless told
 otherwise), under the file name of their URL. :func:`fetch_weights` downloads them there on a
 machine with network and checks their SHA-256; training reads them from there offline.
 """
@@ -13,33 +13,17 @@ machine with network and checks their SHA-256; training reads them from there of
 from __future__ import annotations
 
 import os
-import urllib.request
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ..errors import InputError
-from ..io import atomic_path, file_sha256
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Where a backbone's ImageNet weights come from, and the SHA-256 of the file."""
-
-    url: str
-    sha256: str
-
-    @property
-    def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+from .weights import PRETRAINED, Weights, default_weights_dir, fetch_weights, weights_of  # noqa: F401  (the registry's weights)
 
 
 BACKBONES: dict[str, Callable[[], nn.Module]] = {}
-PRETRAINED: dict[str, Weights] = {}
 
 
 def register_backbone(name: str, weights: Weights | None = None):
@@ -64,36 +48,6 @@ def create_backbone(name: str, pretrained: bool | str = False, allow_random_init
     if pretrained:
         load_pretrained(model, name, pretrained, allow_random_init=allow_random_init)
     return model
-
-
-def default_weights_dir() -> Path:
-    """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where ``true`` looks."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def weights_of(name: str) -> Weights:
-    if name not in PRETRAINED:
-        raise InputError("config", f"no ImageNet weights are known for backbone {name!r} (model.backbone_pretrained); known: {', '.join(sorted(PRETRAINED))}")
-    return PRETRAINED[name]
-
-
-def fetch_weights(weights: Weights, folder: str | os.PathLike, timeout: float = 30.0) -> Path:
-    """``folder/<file name>``, downloaded first unless a file with the right checksum is there.
-
-    The download goes to a temporary name and becomes the file only once its SHA-256 matches, so a
-    cut connection or a wrong file never leaves something that looks like the weights.
-    """
-    target = Path(folder) / weights.file_name
-    if target.is_file() and file_sha256(target) == weights.sha256:
-        return target
-    with atomic_path(target) as tmp:
-        with urllib.request.urlopen(weights.url, timeout=timeout) as response, open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-        found = file_sha256(tmp)
-        if found != weights.sha256:
-            raise InputError(weights.url, f"downloaded file has SHA-256 {found}, expected {weights.sha256}; nothing was saved")
-    return target
 
 
 def load_pretrained(model: nn.Module, name: str, source: bool | str, allow_random_init: bool = False) -> None:
@@ -202,26 +156,21 @@ class ResNet(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-# torchvision's ImageNet weights (resnet18/34: IMAGENET1K_V1, resnet50/101: IMAGENET1K_V2). Their
-# file names carry the first 8 hex digits of the SHA-256, which torch hub checks; we check all 64.
-_TV = "https://download.pytorch.org/models/"
-
-
-@register_backbone("resnet18", Weights(_TV + "resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"))
+@register_backbone("resnet18")
 def resnet18() -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2])
 
 
-@register_backbone("resnet34", Weights(_TV + "resnet34-b627a593.pth", "b627a593bcbe140c234610266fe4f8ae95ea42fc881d091c9b6052e6b1d0590f"))
+@register_backbone("resnet34")
 def resnet34() -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3])
 
 
-@register_backbone("resnet50", Weights(_TV + "resnet50-11ad3fa6.pth", "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"))
+@register_backbone("resnet50")
 def resnet50() -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 
-@register_backbone("resnet101", Weights(_TV + "resnet101-cd907fc2.pth", "cd907fc2a0de2292b2ba2b27d2216bc672d84632d1cf20058d01c0c03b5e020e"))
+@register_backbone("resnet101")
 def resnet101() -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3])

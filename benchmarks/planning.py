@@ -71,7 +71,7 @@ def benchmark_planning(work: Path, n_videos: int, n_models: int, videos_per_job:
         start = time.perf_counter()
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=30)
-        print(f"planning: of which waiting for `scontrol show config` (SLURM executor plugin, at Snakemake's start): {time.perf_counter() - start:.1f} s")
+        print(f"planning: of the wall time, waiting for `scontrol show config` (SLURM executor plugin, at Snakemake's start): {time.perf_counter() - start:.1f} s")
 
 
 def _children_cpu() -> float:

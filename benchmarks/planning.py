@@ -17,8 +17,11 @@ Prints one line per figure.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,14 +55,28 @@ def benchmark_planning(work: Path, n_videos: int, n_models: int, videos_per_job:
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     command = [*SNAKEMAKE, "--directory", str(work), "--configfile", str(work / "config.yaml"), "-n", "--quiet", "rules"]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _children_cpu()
     out = subprocess.run(command, capture_output=True, text=True, cwd=work)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
     if out.returncode != 0:
         sys.exit(f"snakemake -n failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
     stats = {line.split()[0]: int(line.split()[1]) for line in out.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
     print(f"planning: snakemake -n, {n_videos} videos x {n_models} models ({videos_per_job} videos per prediction job): "
           f"{seconds:.1f} s for {stats.get('total')} jobs ({', '.join(f'{k} {v}' for k, v in stats.items() if k != 'total')})")
+    # CPU time does not count waiting: on a busy machine the wall time is a multiple of it.
+    print(f"planning: CPU time {cpu:.1f} s ({cpu / seconds:.2f} of the wall time)")
+    if shutil.which("scontrol"):
+        # Snakemake's SLURM executor plugin asks the SLURM controller for its settings whenever
+        # Snakemake starts, whatever the executor; without an answering controller this waits.
+        start = time.perf_counter()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=30)
+        print(f"planning: of the wall time, waiting for `scontrol show config` (SLURM executor plugin, at Snakemake's start): {time.perf_counter() - start:.1f} s")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def benchmark_prediction(work: Path, n_videos: int, model_dir: str | None, videos: list[str]) -> None:

@@ -41,7 +41,7 @@ from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labeled import LabeledFrames
 from lightning_pose_lib.data.transforms import rescale_points, to_model_input
-from lightning_pose_lib.data.unlabeled import list_videos
+from lightning_pose_lib.video import list_videos
 from lightning_pose_lib.dataset import load_dataset
 from lightning_pose_lib.metrics import pixel_error
 from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_labeled, predict_videos

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
 
@@ -105,6 +104,8 @@ def _fast_csv(table: pd.DataFrame, decimals: int) -> bytes | None:
     """What pandas writes for ``table``, or None where this writer does not know: non-float
     columns, a named or non-integer index, header text CSV would quote, values that are infinite
     or too large for exact integer arithmetic, a platform whose line end is not a newline."""
+    import pandas as pd  # here: the entry scripts import this module before they need pandas
+
     if os.linesep != "\n" or table.index.name is not None or not pd.api.types.is_integer_dtype(table.index.dtype):
         return None
     if not len(table.columns) or not all(pd.api.types.is_float_dtype(dtype) for dtype in table.dtypes):

@@ -4,8 +4,9 @@ Model folder layout::
 
     config.yaml              resolved config
     provenance.yaml          versions, git commit, seeds, label hash, SLURM job id; every run (resumes)
-    checkpoints/best.ckpt    lowest validation pixel error
-    checkpoints/last.ckpt    end of the latest epoch (training resumes from it)
+    checkpoints/best.ckpt    weights of the lowest validation pixel error
+    checkpoints/last.ckpt    everything a resume needs (training resumes from it), written on a time
+                             interval, at the end and on SIGTERM/SIGUSR1 (callbacks.LastCheckpoint)
     tb_logs/version_N/       TensorBoard: a resumed training continues its run, one started over
                              begins the next version
     predictions.csv          labeled frames, with the set (train/validation/test/unused) of each
@@ -49,11 +50,12 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from . import checkpoints
 from . import config as config_lib
-from .callbacks import ResumableTraining, TrainingSpeed, resume_checkpoint
+from .callbacks import LastCheckpoint, ResumableTraining, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
-from .data.unlabeled import list_videos, unlabeled_loader
+from .data.unlabeled import unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve
+from .video import list_videos
 from .errors import InputError
 from .io import atomic_path, remove_leftovers, write_csv, write_text_atomic
 from .locks import model_lock
@@ -89,11 +91,10 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     ckpt_dir = model_dir / "checkpoints"
     # Validation metrics are synced across devices (PoseModel logs them with sync_dist), so every
     # rank agrees on the best epoch and on when to save.
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_pixel_error", mode="min", enable_version_counter=False)
-    # last.ckpt after every epoch: what an interrupted run resumes from.
-    # (save_top_k=0 with save_last=True would write it only at the end of training.)
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+    # Weights only: prediction reads nothing else, and resuming reads last.ckpt.
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_pixel_error", mode="min", enable_version_counter=False, save_weights_only=True)
     resumable = ResumableTraining()  # given the training loader below, once this rank's is made
+    last = LastCheckpoint(ckpt_dir, train_cfg["last_checkpoint_minutes"] * 60, resumable)
     speed = TrainingSpeed()
     trainer = pl.Trainer(
         default_root_dir=model_dir,

@@ -13,7 +13,9 @@ import os
 import threading
 import time
 
-PRELOAD = ["lightning_pose_lib.data.labels", "lightning_pose_lib.video.pyav_backend"]
+# What the workers run, imported once in the fork server rather than in each worker. torch only for
+# its shared-memory tensors, in which decoders hand frames over (torch.multiprocessing).
+PRELOAD = ["lightning_pose_lib.data.labels", "lightning_pose_lib.video.pyav_backend", "torch.multiprocessing"]
 
 
 def context() -> multiprocessing.context.BaseContext:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from lightning_pose_lib.cli import ArgumentParser, run
 from lightning_pose_lib.config import read_yaml
-from lightning_pose_lib.data.unlabeled import VIDEO_SUFFIXES
+from lightning_pose_lib.video import VIDEO_SUFFIXES
 from lightning_pose_lib.dataset import load_dataset, resolve
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_csv, write_text_atomic

@@ -18,7 +18,7 @@ from lightning_pose_lib.cli import run
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import file_sha256
-from lightning_pose_lib.models.backbones import default_weights_dir, fetch_weights, weights_of
+from lightning_pose_lib.models.weights import default_weights_dir, fetch_weights, weights_of
 
 
 def fetch(backbones, folder):

@@ -20,7 +20,10 @@ from lightning_pose_lib.cli import ArgumentParser, positive_int, run
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.locks import model_lock
-from lightning_pose_lib.predict import default_device, load_model, predict_videos
+
+# torch and the rest of the library are imported where needed, not here: this script's top level
+# runs again in each decoder process (multiprocessing re-imports the main script there), and
+# --help or a bad argument should not wait for them either.
 
 
 def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=6, compile=False, allow_incomplete=False):
@@ -35,6 +38,8 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, de
 
 def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compile, allow_incomplete):
     started = time.perf_counter()
+    from lightning_pose_lib.predict import default_device, load_model, predict_videos
+
     is_done = is_done or (lambda csv, h5: Path(csv).exists() and Path(h5).exists())
     todo = [job for job in jobs if not is_done(job[1], job[2])]
     records = [{"video": str(v), "csv": str(c), "h5": str(h), "skipped": True} for v, c, h in jobs if (v, c, h) not in todo]

@@ -13,7 +13,9 @@ import json
 
 from lightning_pose_lib.cli import ArgumentParser, run
 from lightning_pose_lib.config import load_config
-from lightning_pose_lib.train import train
+
+# lightning_pose_lib.train (torch, Lightning) is imported where needed: this script's top level runs
+# again in every process that multiprocessing starts from it, and --help should not wait for it.
 
 
 def cli_main(argv=None):
@@ -23,10 +25,14 @@ def cli_main(argv=None):
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.max_epochs=11")
     args = parser.parse_args(argv)
     cfg = load_config(*args.config, overrides=args.overrides)
+    from lightning_pose_lib.train import train
+
     report(train(cfg, args.model_dir))
 
 
 def rule_main(smk):
+    from lightning_pose_lib.train import train
+
     report(train(smk.params.model_config, smk.params.model_dir))
 
 

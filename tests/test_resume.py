@@ -4,11 +4,14 @@ Real processes and real signals: scripts/train.py and scripts/predict.py run as 
 small generated example and are stopped with SIGTERM / SIGUSR1 / SIGKILL.
 """
 
+import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,7 +56,7 @@ def tensorboard_runs(model_dir: Path) -> dict[str, int]:
 
 def weights(ckpt: Path) -> dict:
     checkpoint = checkpoints.load(ckpt)
-    return {"epoch": checkpoint["epoch"], "state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}
+    return {"epoch": checkpoint["epoch"], "state_dict": checkpoint["state_dict"], "optimizer": checkpoint.get("optimizer_states")}  # best.ckpt: weights only
 
 
 def assert_same(a: dict, b: dict) -> None:
@@ -67,9 +70,30 @@ def assert_same(a: dict, b: dict) -> None:
 @pytest.fixture(scope="module")
 def uninterrupted(example_dir, tmp_path_factory) -> Path:
     model_dir = tmp_path_factory.mktemp("uninterrupted")
-    code, out = finish(start_training(model_dir, example_dir))
+    process = start_training(model_dir, example_dir)
+    writes = []  # each write of last.ckpt is a new file (written under a temporary name, renamed)
+    watcher = threading.Thread(target=watch_writes, args=(model_dir / "checkpoints/last.ckpt", process, writes))
+    watcher.start()
+    code, out = finish(process)
+    watcher.join()
     assert code == 0, out[-3000:]
+    (model_dir / "last_ckpt_writes.json").write_text(json.dumps(len(writes)))
     return model_dir
+
+
+def watch_writes(path: Path, process: subprocess.Popen, writes: list) -> None:
+    while process.poll() is None:
+        with contextlib.suppress(FileNotFoundError):
+            stat = path.stat()
+            if (stat.st_ino, stat.st_mtime_ns) not in writes:  # an inode number may be reused
+                writes.append((stat.st_ino, stat.st_mtime_ns))
+        time.sleep(0.01)
+
+
+def test_last_checkpoint_after_the_first_epoch_and_at_the_end_only(uninterrupted):
+    # The default interval (training.last_checkpoint_minutes) is far longer than this training.
+    assert json.loads((uninterrupted / "last_ckpt_writes.json").read_text()) == 2
+    assert weights(uninterrupted / "checkpoints/last.ckpt")["epoch"] == EPOCHS - 1
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
@@ -173,7 +197,8 @@ def temporary_checkpoints(folder: Path) -> list[str]:
 def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(uninterrupted, example_dir, other_file_system):
     model_dir = other_file_system / "model"
     ckpt_dir = model_dir / "checkpoints"
-    process = start_training(model_dir, example_dir)
+    every_epoch = {"training.last_checkpoint_minutes": 0}  # last.ckpt after each epoch: more writes to catch
+    process = start_training(model_dir, example_dir, **every_epoch)
     wait_for(ckpt_dir / "last.ckpt", process)  # epoch 0 is saved; kill during a later write
     while not (caught := temporary_checkpoints(ckpt_dir)):
         assert process.poll() is None, "training ended before a checkpoint write was caught"
@@ -183,7 +208,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(uninterrup
     for ckpt in ckpt_dir.glob("[!.]*.ckpt"):  # every checkpoint under its final name is complete
         assert checkpoints.load(ckpt)["epoch"] < EPOCHS - 1, ckpt
 
-    code, out = finish(start_training(model_dir, example_dir))
+    code, out = finish(start_training(model_dir, example_dir, **every_epoch))
     assert code == 0, out[-3000:]
     assert "resuming training after epoch" in out
     assert not temporary_checkpoints(ckpt_dir)  # the killed write's leftovers are gone

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_pose_lib.data.unlabeled import UnlabeledClips, list_videos, probe_clip_sources
+from lightning_pose_lib.data.unlabeled import UnlabeledClips, probe_clip_sources
+from lightning_pose_lib.video import list_videos
 from lightning_pose_lib.errors import InputError
 
 

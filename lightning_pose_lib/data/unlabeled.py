@@ -68,16 +68,6 @@ def probe_clip_sources(videos: Sequence[str | os.PathLike], length: int) -> list
     return infos
 
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-
-
-def list_videos(folder: str | os.PathLike) -> list[str]:
-    """Video files directly inside ``folder``, sorted."""
-    if not os.path.isdir(folder):
-        raise InputError(folder, "video folder not found (data.video_dir)")
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_SUFFIXES) and not f.startswith("."))
-
-
 CLIP_PIPELINES = 2
 RUN_FRAMES, RUN_BYTES = 128, 256 * 2**20  # frames decoded after each seek (at most), cut into clips
 SHUFFLE_CLIPS = 32  # clips waiting in the shuffle buffer

@@ -19,7 +19,7 @@ import jsonschema
 from .. import config as model_configs
 from ..config import read_yaml
 from ..data.labels import Labels, read_labels
-from ..data.unlabeled import list_videos
+from ..video import list_videos
 from ..errors import InputError
 
 log = logging.getLogger(__name__)

@@ -6,51 +6,26 @@ heatmap head and says where their pretrained weights come from: torchvision's Im
 the ResNets (as upstream Lightning Pose), timm's Hugging Face files for the others. Register a new
 backbone with ``register_backbone("name", Weights(...))(factory)``.
 
-Pretrained weights live in a cache folder (torch hub's ``$TORCH_HOME/hub/checkpoints`` unless told
-otherwise), under a file name of their own. :func:`fetch_weights` downloads them there on a
-machine with network and checks their SHA-256; training reads them from there offline.
+Pretrained weights (:mod:`.weights`, a table that planning the workflow reads without torch) live
+in a cache folder (torch hub's ``$TORCH_HOME/hub/checkpoints`` unless told otherwise), under a file
+name of their own. :func:`fetch_weights` downloads them there on a machine with network and checks
+their SHA-256; training reads them from there offline.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import urllib.request
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ..errors import InputError
-from ..io import atomic_path, file_sha256
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Where a backbone's pretrained weights come from, and the SHA-256 of the file.
-
-    Without a pinned ``sha256`` (timm's Hugging Face files), a download is checked against the
-    SHA-256 the server states for it (``X-Linked-Etag``), and the file's digest is printed.
-    """
-
-    url: str
-    sha256: str | None = None
-    file_name: str = ""
-
-    def __post_init__(self):
-        if not self.file_name:
-            object.__setattr__(self, "file_name", self.url.rsplit("/", 1)[-1])
-
-    @classmethod
-    def hugging_face(cls, repo: str) -> "Weights":
-        return cls(f"https://huggingface.co/{repo}/resolve/main/model.safetensors", file_name=repo.split("/")[-1] + ".safetensors")
+from .weights import PRETRAINED, Weights, default_weights_dir, fetch_weights, weights_of  # noqa: F401  (the registry's weights)
 
 
 BACKBONES: dict[str, Callable[[], nn.Module]] = {}
-PRETRAINED: dict[str, Weights] = {}
 
 
 def register_backbone(name: str, weights: Weights | None = None):
@@ -75,38 +50,6 @@ def create_backbone(name: str, pretrained: bool | str = False, allow_random_init
     if pretrained:
         load_pretrained(model, name, pretrained, allow_random_init=allow_random_init)
     return model
-
-
-def default_weights_dir() -> Path:
-    """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where ``true`` looks."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def weights_of(name: str) -> Weights:
-    if name not in PRETRAINED:
-        raise InputError("config", f"no pretrained weights are known for backbone {name!r} (model.backbone_pretrained); known: {', '.join(sorted(PRETRAINED))}")
-    return PRETRAINED[name]
-
-
-def fetch_weights(weights: Weights, folder: str | os.PathLike, timeout: float = 30.0) -> Path:
-    """``folder/<file name>``, downloaded first unless a file with the right checksum is there.
-
-    The download goes to a temporary name and becomes the file only once its SHA-256 matches, so a
-    cut connection or a wrong file never leaves something that looks like the weights.
-    """
-    target = Path(folder) / weights.file_name
-    if target.is_file() and (weights.sha256 is None or file_sha256(target) == weights.sha256):
-        return target
-    with atomic_path(target) as tmp:
-        with urllib.request.urlopen(weights.url, timeout=timeout) as response, open(tmp, "wb") as out:
-            stated = (response.headers.get("X-Linked-Etag") or response.headers.get("ETag") or "").strip('"')
-            while block := response.read(1 << 20):
-                out.write(block)
-        expected = weights.sha256 or (stated if re.fullmatch(r"[0-9a-f]{64}", stated) else None)
-        found = file_sha256(tmp)
-        if expected and found != expected:
-            raise InputError(weights.url, f"downloaded file has SHA-256 {found}, expected {expected}; nothing was saved")
-    return target
 
 
 def load_pretrained(model: nn.Module, name: str, source: bool | str, allow_random_init: bool = False) -> None:
@@ -180,26 +123,15 @@ def _older_key_names(state_dict, prefix, *args):
         state_dict[prefix + "net." + key[len(prefix):]] = state_dict.pop(key)
 
 
-def _register_timm(name: str, timm_name: str, weights: Weights, **options) -> None:
-    register_backbone(name, weights)(lambda: TimmBackbone(timm_name, **options))
+def _register_timm(name: str, timm_name: str, **options) -> None:
+    register_backbone(name)(lambda: TimmBackbone(timm_name, **options))
 
 
-# ResNets with torchvision's ImageNet weights (resnet18/34: IMAGENET1K_V1, resnet50/101:
-# IMAGENET1K_V2), as upstream Lightning Pose; timm's ResNet has torchvision's parameter names. Their
-# file names carry the first 8 hex digits of the SHA-256, which torch hub checks; we check all 64.
-# zero_init_last=False: the residual branches' last BatchNorm starts at 1, as in torchvision, which
-# the accuracy figures in docs/benchmarks.md were measured with.
-_TV = "https://download.pytorch.org/models/"
-for _name, _file, _sha256 in [
-    ("resnet18", "resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"),
-    ("resnet34", "resnet34-b627a593.pth", "b627a593bcbe140c234610266fe4f8ae95ea42fc881d091c9b6052e6b1d0590f"),
-    ("resnet50", "resnet50-11ad3fa6.pth", "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"),
-    ("resnet101", "resnet101-cd907fc2.pth", "cd907fc2a0de2292b2ba2b27d2216bc672d84632d1cf20058d01c0c03b5e020e"),
-]:
-    _register_timm(_name, _name, Weights(_TV + _file, _sha256), zero_init_last=False)
-
-# timm's own weights, from its Hugging Face repositories (safetensors). The ViT is upstream
-# Lightning Pose's ``vits_dino``: ViT-S/16 trained with DINO, stride 16, any input size.
-_register_timm("convnext_tiny", "convnext_tiny", Weights.hugging_face("timm/convnext_tiny.in12k_ft_in1k"))
-_register_timm("efficientnet_b0", "efficientnet_b0", Weights.hugging_face("timm/efficientnet_b0.ra_in1k"))
-_register_timm("vits_dino", "vit_small_patch16_224", Weights.hugging_face("timm/vit_small_patch16_224.dino"), dynamic_img_size=True)
+# The ResNets keep zero_init_last=False: the residual branches' last BatchNorm starts at 1, as in
+# torchvision, which the accuracy figures in docs/benchmarks.md were measured with. Their weights and
+# the others': .weights.PRETRAINED.
+for _name in ("resnet18", "resnet34", "resnet50", "resnet101"):
+    _register_timm(_name, _name, zero_init_last=False)
+_register_timm("convnext_tiny", "convnext_tiny")
+_register_timm("efficientnet_b0", "efficientnet_b0")
+_register_timm("vits_dino", "vit_small_patch16_224", dynamic_img_size=True)  # stride 16, any input size

@@ -8,16 +8,48 @@ from __future__ import annotations
 
 import os
 
-from lightning_pose_lib.video.base import VideoInfo, VideoReader
+from lightning_pose_lib.video.base import VIDEO_SUFFIXES, VideoInfo, VideoReader, list_videos
 from lightning_pose_lib.video.pyav_backend import PyAVReader, probe_video
 from lightning_pose_lib.video.writer import write_video
 from lightning_pose_lib.video.dali_backend import DaliReader, dali_available
 
 BACKENDS: dict[str, type[VideoReader]] = {"pyav": PyAVReader, "dali": DaliReader}
 
+# CPUs from which ``auto`` decodes with PyAV rather than DALI on a GPU. Measured on the H200 machine
+# (ResNet-50 heatmap model, ~400 px H.264, docs/benchmarks.md): PyAV predicted 8,860 frames/s with
+# 12-13 of 16 cores decoding, about 700 frames/s per core; DALI 4,283 frames/s with 2-3 cores
+# (NVDEC shares the GPU with the model). PyAV thus matches DALI with about 6 decoding cores, plus
+# one or two for the process that feeds the GPU: from 8 CPUs on, PyAV is as fast and gains with
+# every further core; below, DALI is faster.
+PYAV_MIN_CPUS = 8
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (a SLURM job's allocation, taskset), not the machine's."""
+    return len(os.sched_getaffinity(0))
+
+
+def prediction_backend(backend: str = "auto", cpus: int | None = None) -> tuple[str, str]:
+    """The backend that predicts videos here, and why (one phrase, for the log): ``auto`` decides
+    from the GPU, DALI and the CPUs this job may use (``cpus``, default :func:`available_cpus`)."""
+    import torch
+
+    if backend != "auto":
+        return backend, "asked for"
+    cpus = available_cpus() if cpus is None else cpus
+    if not torch.cuda.is_available():
+        return "pyav", "no GPU: DALI decodes H.264 only on a GPU"
+    if not dali_available():
+        return "pyav", "DALI is not installed"
+    if cpus >= PYAV_MIN_CPUS:
+        return "pyav", f"{cpus} CPUs available to this job (>= {PYAV_MIN_CPUS}): CPU decoding outpaces DALI's"
+    return "dali", f"only {cpus} CPUs available to this job (< {PYAV_MIN_CPUS}): DALI decodes on the GPU with 2-3 cores"
+
 
 def choose_backend(backend: str = "auto") -> str:
-    """``auto``: DALI where it and a GPU are present (NVDEC decoding), PyAV otherwise."""
+    """``auto`` for reading clips (training's unlabeled clips, one per step, which two or three
+    cores of DALI serve): DALI where it and a GPU are present, PyAV otherwise. Prediction decides
+    with :func:`prediction_backend`."""
     if backend != "auto":
         return backend
     import torch
@@ -58,6 +90,10 @@ __all__ = [
     "prepare_streams",
     "BACKENDS",
     "DaliReader",
+    "available_cpus",
+    "list_videos",
+    "VIDEO_SUFFIXES",
+    "prediction_backend",
     "choose_backend",
     "dali_available",
     "PyAVReader",

@@ -8,11 +8,14 @@ touching them. Frame ``i`` always means the ``i``-th frame in presentation order
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,13 @@ class VideoReader(abc.ABC):
                 f"({self.info.num_frames} frames)"
             )
         return array
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
+def list_videos(folder: str | os.PathLike) -> list[str]:
+    """Video files directly inside ``folder``, sorted."""
+    if not os.path.isdir(folder):
+        raise InputError(folder, "video folder not found (data.video_dir)")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_SUFFIXES) and not f.startswith("."))

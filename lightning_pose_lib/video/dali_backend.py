@@ -17,7 +17,6 @@ import os
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 from .base import VideoInfo, VideoReader
@@ -35,6 +34,8 @@ def dali_available() -> bool:
 
 
 def _device() -> str:
+    import torch
+
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
@@ -43,6 +44,7 @@ def _sequences(files: list[str], length: int, device: str, shuffle: bool, seed: 
     (L, H, W, 3). ``numbered``: every sequence of every file, in order, with the file's position in
     ``files`` and each frame's index (-1 for the zero frames padding a file's last sequence);
     otherwise only whole sequences and the frames alone (nothing to copy back to the host)."""
+    import torch
     from nvidia.dali import fn, pipeline_def
 
     @pipeline_def(batch_size=1, num_threads=2, device_id=torch.cuda.current_device() if device == "gpu" else None, seed=seed, prefetch_queue_depth=2)
@@ -61,6 +63,7 @@ def _decode(infos: list[VideoInfo], length: int, device: str) -> Iterator[tuple]
     """The events of :meth:`VideoReader.stream` for ``infos`` decoded by one pipeline, in order;
     positions index ``infos``. A video DALI yields no frames for gets no events at all, and one cut
     short ends early: callers check what arrived against ``num_frames``."""
+    import torch
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
     pipe = _sequences([i.path for i in infos], length, device, shuffle=False, seed=0, numbered=True)
@@ -87,6 +90,8 @@ class DaliReader(VideoReader):
     """One video through DALI; frames are torch tensors on the decoding device."""
 
     def __init__(self, path: str | os.PathLike, device: str | torch.device | None = None):
+        import torch
+
         if not dali_available():
             raise RuntimeError("the DALI backend needs nvidia-dali (pip install nvidia-dali-cuda120)")
         self.info: VideoInfo = probe_video(path)
@@ -129,6 +134,8 @@ class DaliReader(VideoReader):
     def read_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Random access through one sequential pass over the needed span (DALI has no cheap
         single-frame seek); training draws clips through :class:`DaliClips` instead."""
+        import torch
+
         wanted = self._check_indices(indices)
         if wanted.size == 0:
             return torch.empty(0, self.info.height, self.info.width, 3, dtype=torch.uint8)

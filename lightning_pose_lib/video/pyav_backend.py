@@ -17,7 +17,6 @@ from typing import Iterator, Sequence
 
 import av
 import numpy as np
-import torch
 
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.workers import context, exit_without
@@ -130,6 +129,8 @@ class PyAVReader(VideoReader):
     on the CPU."""
 
     def __init__(self, path: str | os.PathLike, device: str | torch.device | None = None):
+        import torch
+
         self.info, self._index = _scan(path)
         self.device = torch.device(device or "cpu")
         # Random access keeps one container open across read_frames calls; iter_batches opens its
@@ -146,6 +147,8 @@ class PyAVReader(VideoReader):
         frames/s of processes), and so would validating: its demuxing is a Python loop over every
         packet (on the H200 machine, validating each thread's 8 videos before decoding any held
         back the first batch by a second)."""
+        import torch
+
         if device is None or torch.device(device).type != "cuda":
             yield from super().stream(paths, batch_size, device)
             return
@@ -155,6 +158,8 @@ class PyAVReader(VideoReader):
 
     @classmethod
     def prepare(cls, streams: int, device=None) -> None:
+        import torch
+
         if device is not None and torch.device(device).type == "cuda":
             _DecoderProcess.start(streams)
 
@@ -182,11 +187,15 @@ class PyAVReader(VideoReader):
             yield self._to_device(np.stack(batch))
 
     def _to_device(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:
+        import torch
+
         return frames if self.device.type == "cpu" else torch.from_numpy(frames).to(self.device)
 
     def _planes_on_device(self, frames: Iterator[av.VideoFrame], batch_size: int) -> Iterator[torch.Tensor]:
         """Batches of 4:2:0 planes copied into pinned buffers (two, taking turns), sent to the
         device without waiting, and converted to RGB there on the current CUDA stream."""
+        import torch
+
         height, width = self.info.height, self.info.width
         on_gpu = self.device.type == "cuda"
         buffers = [torch.empty((batch_size, frame_bytes(height, width)), dtype=torch.uint8, pin_memory=on_gpu) for _ in range(2)]
@@ -297,7 +306,7 @@ SLOTS = 3  # shared-memory batches per worker: one being filled, one being copie
 def _planes_from_worker(paths: list[str], batch_size: int, device: torch.device) -> Iterator[tuple]:
     """The stream events of ``paths``, validated and decoded by a worker process into
     shared-memory slots, each slot copied to ``device`` and handed back to the worker."""
-    from torch import multiprocessing as _  # noqa: F401  (registers how tensors go to another process)
+    import torch.multiprocessing  # noqa: F401  (registers how tensors go to another process)
 
     worker = _DecoderProcess.borrow()
     worker.jobs.put((paths, batch_size))
@@ -372,6 +381,8 @@ class _Slots:
         self.unused: list[int] = []
 
     def take(self, nbytes: int) -> tuple[int, np.ndarray]:
+        import torch
+
         if not self.arrays or self.arrays[0].size < nbytes:
             while len(self.unused) < len(self.arrays):  # every slot back before any is replaced
                 self.unused.append(self.free.get())

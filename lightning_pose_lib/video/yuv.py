@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 
 # (Kr, Kb) of each colour matrix, by FFmpeg's AVColorSpace number; anything else is BT.601 (swscale's default)
 _MATRICES = {1: (0.2126, 0.0722), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
@@ -50,6 +48,8 @@ class YUV420Frames:
         return len(self.planes)
 
     def rgb(self) -> torch.Tensor:
+        import torch
+
         """uint8 RGB (N, height, width, 3), each chroma sample repeated over its 2 x 2 pixels."""
         luma, chroma = self._planes()
         chroma = chroma.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, : self.height, : self.width]
@@ -57,6 +57,9 @@ class YUV420Frames:
         return rgb.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
     def model_input(self, size_hw: tuple[int, int]) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         """float (N, 3, h, w) in [0, 1] at ``size_hw``: the planes resized as
         :func:`lightning_pose_lib.data.transforms.to_model_input` resizes RGB, then converted."""
         luma, chroma = self._planes()
@@ -71,6 +74,8 @@ class YUV420Frames:
         return self.planes[:, :split].view(n, 1, self.height, self.width).float(), self.planes[:, split:].view(n, 2, ch, cw).float()
 
     def _to_rgb(self, yuv: torch.Tensor) -> torch.Tensor:
+        import torch
+
         """float Y, Cb, Cr channels (N, 3, H, W) -> float R, G, B in 0..255 (not clamped). A matrix
         product, not a 1x1 convolution: under cudnn.benchmark (prediction sets it) every new batch
         size, such as each video's last batch, would autotune the convolution again."""
@@ -82,6 +87,8 @@ class YUV420Frames:
 def _conversion(colorspace: int, full_range: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The colour matrix (3, 3) and its offset (3, 1, 1), made once per device (copying them there
     each batch would wait for the device)."""
+    import torch
+
     kr, kb = _MATRICES.get(colorspace, _BT601)
     kg = 1.0 - kr - kb
     if full_range:

@@ -369,7 +369,7 @@ def prediction_store_wc(wildcards):
 
 
 # --- Throughput benchmark: an explicit target, never part of `all` (rules/benchmark.smk) ---------
-from lightning_pose_lib.data.unlabeled import list_videos
+from lightning_pose_lib.video import list_videos
 
 BENCHMARK = config["benchmark"]
 
@@ -428,7 +428,7 @@ def benchmark_args(wildcards):
 
 
 # --- Pretrained weights: fetched by local rules, read offline by training (rules/weights.smk) ------
-from lightning_pose_lib.models.backbones import weights_of
+from lightning_pose_lib.models.weights import weights_of
 
 WEIGHTS_DIR = str(Path(config["weights_dir"]))
 

@@ -1,0 +1,70 @@
+"""A job's fixed cost: the entry scripts and what planning imports leave torch alone until they
+need it; prediction's ``auto`` video backend follows the CPUs the job may use; the cold-start
+benchmark runs the real entry points."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import lightning_pose_lib.video as video
+from conftest import ROOT, tiny_overrides
+from lightning_pose_lib.video import PYAV_MIN_CPUS, prediction_backend
+
+
+def imported_modules(*python_args: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-X", "importtime", *python_args], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("script", ["predict.py", "train.py"])
+def test_entry_scripts_import_no_torch_before_they_work(script):
+    modules = imported_modules(str(ROOT / "scripts" / script), "--help")
+    assert not {"torch", "pytorch_lightning", "pandas"} & modules
+
+
+def test_planning_imports_no_torch():
+    # What workflow/rules/common.smk imports from the library.
+    modules = imported_modules("-c", "import lightning_pose_lib.config, lightning_pose_lib.formats, lightning_pose_lib.metrics, lightning_pose_lib.video, lightning_pose_lib.models.weights")
+    assert "torch" not in modules
+
+
+@pytest.fixture
+def gpu_with_dali(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(video, "dali_available", lambda: True)
+
+
+@pytest.mark.parametrize("cpus, expected", [(2, "dali"), (PYAV_MIN_CPUS - 1, "dali"), (PYAV_MIN_CPUS, "pyav"), (16, "pyav")])
+def test_auto_backend_follows_the_cpus_the_job_may_use(gpu_with_dali, monkeypatch, cpus, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    backend, why = prediction_backend("auto")
+    assert backend == expected
+    assert f"{cpus} CPUs available to this job" in why
+
+
+def test_auto_backend_without_gpu_or_dali_is_pyav(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert prediction_backend("auto", cpus=2) == ("pyav", "no GPU: DALI decodes H.264 only on a GPU")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(video, "dali_available", lambda: False)
+    assert prediction_backend("auto", cpus=2) == ("pyav", "DALI is not installed")
+    assert prediction_backend("dali", cpus=64) == ("dali", "asked for")
+
+
+def test_cold_start_benchmark_runs_the_entry_points(example_dir, tmp_path):
+    overrides = tiny_overrides(example_dir, **{"model.losses_to_use": "[]"})
+    sets = [arg for item in overrides if not item.startswith(("data.data_dir", "training.min_epochs", "training.max_epochs")) for arg in ("--set", item)]
+    command = [sys.executable, str(ROOT / "scripts/benchmark.py"), "cold_start", "--out", str(tmp_path), "--data", str(example_dir), "--epochs", "1", "--videos", "1", "--device", "cpu", *sets]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads((tmp_path / "cold_start.json").read_text())
+    assert figures["train"]["epochs"] == 1 and figures["train"]["wall_s"] > 0
+    (job,) = figures["predict"]
+    assert job["videos"] == 1 and job["frames"] == 60 and job["backend"] == "pyav"
+    assert 0 < job["fixed_cost_s"] < job["wall_s"] and job["warm_fps"] > 0 and job["first_pass_fps"] > 0
+    assert "predict: 1 videos, 60 frames (pyav)" in out.stdout

@@ -137,7 +137,8 @@ def test_job_logs_show_progress(finished):
 def fiftyone_built(finished):
     pytest.importorskip("fiftyone", reason="the optional FiftyOne extra is not installed (pip install -e '.[fiftyone]')")
     workdir, _ = finished
-    out = snakemake(workdir, "fiftyone_example", "--config", "fiftyone={video_frames: 3}")
+    (workdir / "with_fiftyone.yaml").write_text(yaml.safe_dump({**EXAMPLE_CONFIG, "fiftyone": {"video_frames": 3}}))
+    out = snakemake(workdir, "fiftyone_example", "--configfile", "with_fiftyone.yaml")
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
     return workdir
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,6 +198,7 @@ def _video_samples(fo, frames_dir: Path, names: list[str], models: list[ModelRes
             indices = sampled_frames(info.num_frames, count)
             images = reader.read_frames(indices)
         size = (info.height, info.width)
+        shutil.rmtree(frames_dir / video, ignore_errors=True)  # frames of an earlier build with other settings
         for index, image in zip(indices, images):
             target = frames_dir / video / f"{index:06d}.png"
             with atomic_path(target) as tmp:
@@ -228,7 +230,7 @@ def open_app(name: str, database_dir: str | os.PathLike, port: int = 5151, addre
     printed address, locally or through an ssh tunnel."""
     fo = import_fiftyone(database_dir)
     if name not in fo.list_datasets():
-        raise InputError(database_dir, f"no FiftyOne dataset {name!r} in this database (build it first: snakemake fiftyone_{name}); it has {fo.list_datasets()}")
+        raise InputError(database_dir, f"no FiftyOne dataset {name!r} in this database (it has {fo.list_datasets()}); build it with the target fiftyone_{name} (add --forcerun fiftyone if the database was removed after a build)")
     dataset = fo.load_dataset(name)
     view = dataset.load_saved_view(WORST_LABELED) if dataset.has_saved_view(WORST_LABELED) else dataset
     return fo.launch_app(view, port=port, address=address, remote=True)

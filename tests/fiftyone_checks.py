@@ -19,14 +19,14 @@ from PIL import Image
 
 from conftest import ROOT
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
+from lightning_pose_lib.errors import InputError
+from lightning_pose_lib.viz.fiftyone_view import import_fiftyone, open_app
 
 MODELS = ("supervised__seed=0", "regression__seed=0")
 KEYPOINTS = 12
 
 
 def load_fiftyone_dataset(workdir: Path, name: str):
-    from lightning_pose_lib.viz.fiftyone_view import import_fiftyone
-
     summary = json.loads((workdir / f"results/{name}/fiftyone/dataset.json").read_text())
     fo = import_fiftyone(summary["database_dir"])
     return fo.load_dataset(name), summary
@@ -79,6 +79,9 @@ def check_fiftyone_dataset(workdir: Path) -> None:
     expected = sorted(per_frame_error, key=lambda image: -np.mean(per_frame_error[image]))
     assert worst.values("frame_path") == expected
     assert set(dataset.list_saved_views()) == {"worst_labeled_frames", "jumpiest_video_frames"}
+    # The App of a dataset not built: one clear line, before any server starts.
+    with pytest.raises(InputError, match=r"no FiftyOne dataset 'nope' in this database \(it has \[.*'example'.*\]\); build it with the target fiftyone_nope"):
+        open_app("nope", summary["database_dir"])
 
 
 def free_port() -> int:

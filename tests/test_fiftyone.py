@@ -37,14 +37,3 @@ def test_sampled_frames_spread_over_the_video():
     assert sampled_frames(5, 10) == [0, 1, 2, 3, 4]
     assert sampled_frames(100, 1) == [0]
 
-
-def test_the_app_of_a_dataset_not_built_is_a_clear_error_and_the_database_stays_in_its_folder(tmp_path):
-    pytest.importorskip("fiftyone", reason="the optional FiftyOne extra is not installed (pip install -e '.[fiftyone]')")
-    database = tmp_path / "db"
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/fiftyone_app.py"), "nope", "--database-dir", str(database)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == (
-        f"error: {database}: no FiftyOne dataset 'nope' in this database (it has []); "
-        "build it with the target fiftyone_nope (add --forcerun fiftyone if the database was removed after a build)"
-    )
-    assert (database / "log" / "mongo.log").is_file()  # FiftyOne's MongoDB ran on this folder

@@ -2,9 +2,10 @@
 """Serve the FiftyOne App on a dataset built by the workflow (target fiftyone_<dataset>):
 ``fiftyone_app.py DATASET [--port 5151] [--address localhost] [--database-dir results/fiftyone_db]``.
 
-Then open http://localhost:5151 in a browser. On a cluster node, run it there and forward the port
-from your computer: ``ssh -N -L 5151:localhost:5151 <node>``. It opens on the labeled frames with the
-largest pixel error first (the saved view worst_labeled_frames); Ctrl-C stops it.
+Then open the address it prints, http://localhost:5151/datasets/DATASET?view=worst-labeled-frames:
+the labeled frames with the largest pixel error first (the saved view worst_labeled_frames). On a
+cluster node, run it there and forward the port from your computer:
+``ssh -N -L 5151:localhost:5151 <node>``. Ctrl-C stops it.
 Needs the optional extra: ``pip install -e '.[fiftyone]'``.
 """
 
@@ -13,7 +14,7 @@ import signal
 import sys
 
 from lightning_pose_lib.cli import ArgumentParser, run
-from lightning_pose_lib.viz.fiftyone_view import open_app
+from lightning_pose_lib.viz.fiftyone_view import WORST_LABELED, open_app
 
 
 def cli_main(argv=None):
@@ -26,7 +27,7 @@ def cli_main(argv=None):
     # A kill stops like Ctrl-C, so FiftyOne stops its App server and database with it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     session = open_app(args.dataset, args.database_dir, args.port, args.address)
-    print(f"FiftyOne App of {args.dataset!r}: http://{args.address}:{args.port}", flush=True)
+    print(f"FiftyOne App of {args.dataset!r}: http://{args.address}:{args.port}/datasets/{args.dataset}?view={WORST_LABELED.replace('_', '-')}", flush=True)
     try:
         session.wait(-1)
     except KeyboardInterrupt:

@@ -36,6 +36,10 @@ case "${1:-}" in
         if ! "$PY" -c "import movement" 2>/dev/null; then
             "$PY" -m pip install --quiet --disable-pip-version-check $(sed -n 's/^ *# test: \([^ ]*==[^ ]*\).*$/\1/p' environment.yml)
         fi
+        # The optional FiftyOne extra (lines '      # fiftyone: name==version'), for its tests.
+        if ! "$PY" -c "import fiftyone" 2>/dev/null; then
+            "$PY" -m pip install --quiet --disable-pip-version-check $(sed -n 's/^ *# fiftyone: \([^ ]*==[^ ]*\).*$/\1/p' environment.yml)
+        fi
         shift
         export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # LP_VENV may be relative or absolute
         "$PY" -m pytest -q "$@"

@@ -67,6 +67,12 @@ STAND_INS = {
     "python scripts/summarize.py --output-dir runs/compare runs/m1 runs/m2": SCRIPT_HELP["summarize"],
     "python scripts/gallery.py --output runs/compare/gallery.png runs/m1 runs/m2": SCRIPT_HELP["gallery"],
     "python scripts/make_example.py /tmp/example --seed 1": SCRIPT_HELP["make_example"],  # writes outside the clone
+    # The FiftyOne extra: the extra is declared, the target plans, the App (a server) and the figure start.
+    ".venv/bin/pip install -e '.[fiftyone]'":
+        ".venv/bin/python -c \"import tomllib; assert 'fiftyone' in tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']\"",
+    ".venv/bin/snakemake --profile profiles/default fiftyone_example": ".venv/bin/snakemake --profile profiles/default fiftyone_example -n",
+    ".venv/bin/python scripts/fiftyone_app.py example": ".venv/bin/python scripts/fiftyone_app.py --help",
+    ".venv/bin/python tests/fiftyone_checks.py . example docs/fiftyone.png": ".venv/bin/python -c \"import sys; sys.path.insert(0, 'tests'); import fiftyone_checks\"",
 }
 
 

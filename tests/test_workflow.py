@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from fiftyone_checks import check_fiftyone_app, check_fiftyone_dataset
 from lightning_pose_lib.data.labels import read_pose_table
 from lightning_pose_lib.video import probe_video
 
@@ -129,6 +130,25 @@ def test_job_logs_show_progress(finished):
     assert " INFO epoch 1/2 | loss " in train and " INFO epoch 2/2 | loss " in train and "| 0 s left" in train, train[-3000:]
     predict = (workdir / "logs/predict_videos/example/supervised__seed=0/chunk0000.log").read_text()
     assert "session0.mp4: 40 frames predicted in " in predict and "2/2 videos done" in predict, predict[-3000:]
+
+
+# The FiftyOne dataset (workflow/rules/fiftyone.smk): an explicit target, with the optional extra.
+@pytest.fixture(scope="module")
+def fiftyone_built(finished):
+    pytest.importorskip("fiftyone", reason="the optional FiftyOne extra is not installed (pip install -e '.[fiftyone]')")
+    workdir, _ = finished
+    (workdir / "with_fiftyone.yaml").write_text(yaml.safe_dump({**EXAMPLE_CONFIG, "fiftyone": {"video_frames": 3}}))
+    out = snakemake(workdir, "fiftyone_example", "--configfile", "with_fiftyone.yaml")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    return workdir
+
+
+def test_fiftyone_dataset_holds_the_labels_and_every_models_predictions(fiftyone_built):
+    check_fiftyone_dataset(fiftyone_built)
+
+
+def test_fiftyone_app_shows_the_samples_in_headless_chromium(fiftyone_built, tmp_path):
+    check_fiftyone_app(fiftyone_built, tmp_path)
 
 
 def job_seconds(workdir: Path, rule: str) -> list[float]:

@@ -471,3 +471,29 @@ def train_config_wc(wildcards):
     weights = train_weights(wildcards)
     config_ = model_config_wc(wildcards)
     return merge(config_, {"model": {"backbone_pretrained": weights[0]}}) if weights else config_
+
+
+# --- The FiftyOne dataset: an explicit target, never part of `all` (rules/fiftyone.smk) ----------
+FIFTYONE = config["fiftyone"]
+
+
+def fiftyone_videos(wildcards):
+    """{stem: video file} sampled into the FiftyOne dataset (none when fiftyone.video_frames is 0)."""
+    if not FIFTYONE["video_frames"]:
+        return {}
+    return {v: VIDEOS[wildcards.dataset][v] for v in diagnostic_videos(wildcards.dataset)}
+
+
+def fiftyone_inputs(wildcards):
+    """Each compared model's labeled-frame predictions and errors, and for the sampled videos the
+    video, each model's predictions and video metric tables."""
+    dataset = wildcards.dataset
+    videos = fiftyone_videos(wildcards)
+    files = list(videos.values())
+    for model in compare_models(dataset):
+        folder = model_dir(dataset, model)
+        files += [f"{folder}/predictions.csv", f"{folder}/predictions_pixel_error.csv"]
+        for video in videos:
+            files.append(f"{folder}/video_preds/{video}.csv")
+            files += [f"{folder}/video_preds/{video}_{m}.csv" for m in model_metric_names(dataset, model, False)]
+    return files

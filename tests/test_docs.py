@@ -32,7 +32,7 @@ AS_WRITTEN = {
 
 SCRIPT_HELP = {
     script: f"python scripts/{script}.py --help"
-    for script in ("train", "predict", "evaluate", "labeled_video", "summarize", "gallery", "make_example")
+    for script in ("train", "predict", "evaluate", "labeled_video", "summarize", "gallery", "make_example", "ensemble")
 }
 
 STAND_INS = {
@@ -67,6 +67,7 @@ STAND_INS = {
     "python scripts/summarize.py --output-dir runs/compare runs/m1 runs/m2": SCRIPT_HELP["summarize"],
     "python scripts/gallery.py --output runs/compare/gallery.png runs/m1 runs/m2": SCRIPT_HELP["gallery"],
     "python scripts/make_example.py /tmp/example --seed 1": SCRIPT_HELP["make_example"],  # writes outside the clone
+    "python scripts/ensemble.py --out-dir DIR MODEL_DIR MODEL_DIR ...": SCRIPT_HELP["ensemble"],
 }
 
 
@@ -123,6 +124,7 @@ def test_documented_command_runs(doc, command, fresh_clone):
         **os.environ,
         "PATH": f"{fresh_clone / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",  # `python`, `snakemake`: the environment's
         "PYTHONPATH": str(fresh_clone),
+        "LP_NO_EKS": "1",  # `run.sh test` would install the ensemble-kalman-smoother package into the clone
     }
     done = subprocess.run(["bash", "-c", run], cwd=fresh_clone, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{doc}: {run}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

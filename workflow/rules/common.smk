@@ -261,7 +261,7 @@ def model_dir_wc(wildcards):
 # --- Diagnostics: metric files, model comparison, visual checks (rules/evaluate.smk) ---------------
 import functools
 
-from lightning_pose_lib.metrics import metrics_for
+from lightning_pose_lib.metrics import metrics_for, truth_path
 
 DIAGNOSTICS = config["diagnostics"]
 

@@ -1,5 +1,5 @@
 """Run the ensemble-kalman-smoother package on members' predictions saved by test_ensemble.py:
-``python eks_reference.py IN.npz OUT.npz`` with the package's own Python (it needs jax <= 0.4.36
+``python eks_reference.py IN.npz OUT.npz [IN.npz OUT.npz ...]`` with the package's own Python (it needs jax <= 0.4.36
 and dynamax <= 1.0.1, which the project's environment does not have). IN holds ``points``
 (M, N, K, 2), ``likelihood`` (M, N, K), ``views`` (V, J; empty for single view) and
 ``smooth_param`` (NaN: chosen by the package). OUT gets ``keypoints``, ``average``,
@@ -47,4 +47,5 @@ def main(source, target):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    for i in range(1, len(sys.argv), 2):  # one process for all: jax's import and compilation take seconds
+        main(sys.argv[i], sys.argv[i + 1])

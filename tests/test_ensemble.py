@@ -125,19 +125,24 @@ def eks_python() -> str:
     return python
 
 
-def package_fusion(tmp_path, points, likelihood, views, smooth_param=None) -> dict:
-    source, target = tmp_path / "in.npz", tmp_path / "out.npz"
-    views_array = np.asarray(views if views else np.zeros((0, 0)), dtype=int)
-    np.savez(source, points=points, likelihood=likelihood, views=views_array, smooth_param=np.nan if smooth_param is None else smooth_param)
-    subprocess.run([eks_python(), str(ROOT / "tests" / "eks_reference.py"), str(source), str(target)], check=True, capture_output=True,
-                   env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    return dict(np.load(target))
+@pytest.fixture(scope="module")
+def package_results(tmp_path_factory) -> dict:
+    """The package's fusion of the members of :func:`walking_members` (200 frames, seed 3), single
+    view and mirrored, in one process: {"single_view" | "mirrored": its outputs}."""
+    python, folder = eks_python(), tmp_path_factory.mktemp("eks")
+    truth, points, likelihood = walking_members(frames=200, seed=3)
+    args = []
+    for name, views in (("single_view", np.zeros((0, 0))), ("mirrored", VIEWS)):
+        np.savez(folder / f"{name}_in.npz", points=points, likelihood=likelihood, views=np.asarray(views, dtype=int), smooth_param=np.nan)
+        args += [str(folder / f"{name}_in.npz"), str(folder / f"{name}_out.npz")]
+    subprocess.run([python, str(ROOT / "tests" / "eks_reference.py"), *args], check=True, capture_output=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    return {name: dict(np.load(folder / f"{name}_out.npz")) for name in ("single_view", "mirrored")}
 
 
 @pytest.mark.parametrize("views", [None, VIEWS], ids=["single_view", "mirrored"])
-def test_matches_the_ensemble_kalman_smoother_package(tmp_path, views):
+def test_matches_the_ensemble_kalman_smoother_package(package_results, views):
     truth, points, likelihood = walking_members(frames=200, seed=3)
-    theirs = package_fusion(tmp_path, points, likelihood, views)
+    theirs = package_results["single_view" if views is None else "mirrored"]
     # Given the package's smoothing parameters, the same smoothed keypoints and variances (the
     # package computes in float32).
     s = theirs["smooth_param"] if views is None else np.concatenate([theirs["smooth_param"]] * 2)
@@ -148,11 +153,11 @@ def test_matches_the_ensemble_kalman_smoother_package(tmp_path, views):
     # Choosing the parameter itself: the same criterion, minimised at least as well.
     chosen = fuse(points, likelihood, views=views)
     if views is None:
-        model, ours_s, theirs_s = ensemble.singleview_model(chosen.average, chosen.ensemble_variance), chosen.smooth_param, s
+        model, pairs, ours_s, theirs_s = ensemble.singleview_model(chosen.average, chosen.ensemble_variance), 2, chosen.smooth_param, s
     else:
-        model, _ = ensemble.mirrored_model(chosen.average, chosen.ensemble_variance, np.asarray(views))
+        (model, _), pairs = ensemble.mirrored_model(chosen.average, chosen.ensemble_variance, np.asarray(views)), 1
         ours_s, theirs_s = chosen.smooth_param[views[0]], theirs["smooth_param"]
-    criterion = model.choice_nll(np.log(np.stack([ours_s, theirs_s], axis=1)))
+    criterion = model.choice_nll(np.log(np.stack([ours_s, theirs_s], axis=1)), pairs)
     assert np.all(criterion[:, 0] <= criterion[:, 1] + 1e-6 * np.abs(criterion[:, 1])), criterion
     assert error(chosen.keypoints, truth) <= 1.05 * error(theirs["keypoints"], truth)
 

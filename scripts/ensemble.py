@@ -56,9 +56,8 @@ def fuse_video(member_files, csv, h5=None, smoother="eks", average="median", var
     fusion = fuse(points, likelihood, smoother, average, variance, views, smooth_param)
     seconds = time.perf_counter() - start
     write_pose_table(fusion_table(fusion, names, average), csv, h5)
-    log.info("%s: %d members, %d frames x %d keypoints fused in %.2f s (%s); smoothing parameter per keypoint: %s",
-             csv, len(tables), points.shape[1], points.shape[2], seconds, smoother,
-             json.dumps(dict(zip(names, np.round(fusion.smooth_param, 4).tolist()))))
+    chosen = "" if smoother == "none" else "; smoothing parameter per keypoint: " + json.dumps(dict(zip(names, np.round(fusion.smooth_param, 4).tolist())))
+    log.info("%s: %d members, %d frames x %d keypoints fused in %.2f s (%s)%s", csv, len(tables), points.shape[1], points.shape[2], seconds, smoother, chosen)
     return fusion
 
 

@@ -151,7 +151,7 @@ def plot_ensemble_trace(member_files: dict[str, str], ensemble_csv, keypoint: st
         traces[model] = pd.DataFrame({"x": points[:, k, 0], "y": points[:, k, 1], "likelihood": likelihood[:, k]})
     traces[f"ensemble {average}"] = pd.DataFrame({"x": columns[f"x_ens_{average}"], "y": columns[f"y_ens_{average}"], "likelihood": columns["likelihood"]})
     traces["ensemble smoothed"] = columns[["x", "y", "likelihood"]]
-    plots.keypoint_trace(traces, keypoint, video, None, path)
+    plots.keypoint_trace(traces, keypoint, video, None, path, thick=(f"ensemble {average}", "ensemble smoothed"))
     return keypoint
 
 

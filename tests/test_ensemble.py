@@ -13,6 +13,7 @@ from conftest import ROOT
 from lightning_pose_lib import ensemble
 from lightning_pose_lib.data.labels import pose_table, read_pose_table, write_pose_table
 from lightning_pose_lib.ensemble import ensemble_statistics, fuse, fusion_table, labeled_frames_from_videos, video_frame_of
+from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.metrics import read_predictions, truth_error
 
 VIEWS = [[0, 1, 2], [3, 4, 5]]
@@ -186,3 +187,19 @@ def test_cli_fuses_model_directories(tmp_path):
     assert np.allclose(labeled.drop(columns=[("set", "", "")]).to_numpy(dtype=float), fused.iloc[[3, 7]].to_numpy(), atol=1e-4)
     assert (tmp_path / "ens" / "config.yaml").read_text() == (tmp_path / "model0" / "config.yaml").read_text()
     assert "smoothing parameter per keypoint" in out.stderr
+
+
+def test_members_that_do_not_fit_are_named():
+    truth, points, likelihood = walking_members(frames=20)
+    first = pose_table(points[0], [f"k{i}" for i in range(6)], "m", likelihood[0])
+    other = pose_table(points[1][:10], [f"k{i}" for i in range(6)], "m", likelihood[1][:10])
+    with pytest.raises(InputError, match=r"b\.csv: 10 frames"):
+        ensemble.member_arrays([first, other], ["a.csv", "b.csv"])
+
+
+def test_ensemble_config_mistakes_are_one_clear_line(tmp_path):
+    from test_workflow import EXAMPLE_CONFIG, snakemake, workdir_with
+
+    dataset = {**EXAMPLE_CONFIG["datasets"]["example"], "ensembles": {"bad": {"models": ["supervised__seed=0", "nope"]}}}
+    out = snakemake(workdir_with(tmp_path, {**EXAMPLE_CONFIG, "datasets": {"example": dataset}}), "-n")
+    assert out.returncode != 0 and "datasets.example.ensembles.bad: unknown models ['nope']" in out.stdout + out.stderr, out.stderr[-2000:]

@@ -50,8 +50,6 @@ EXAMPLE_CONFIG = {
             "example": {"seed": 0, "sessions": 2, "frames": 40, "labeled": 40},
             # The PCA error metrics need these (training saves the PCAs).
             "model_config": {"data": {"mirrored_column_matches": [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]], "columns_for_singleview_pca": [0, 1, 2, 3, 4, 5]}},
-            # Fused by the Ensemble Kalman Smoother (rules/ensemble.smk; the seeds of a variant in real use).
-            "ensembles": {"both": {"models": ["supervised__seed=0", "regression__seed=0"]}},
         }
     },
     "variants": {
@@ -61,9 +59,17 @@ EXAMPLE_CONFIG = {
 }
 
 
+# The finished run also fuses its two models by the Ensemble Kalman Smoother (rules/ensemble.smk;
+# in real use, the seeds of a variant).
+WITH_ENSEMBLE = {
+    **EXAMPLE_CONFIG,
+    "datasets": {"example": {**EXAMPLE_CONFIG["datasets"]["example"], "ensembles": {"both": {"models": ["supervised__seed=0", "regression__seed=0"]}}}},
+}
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    workdir = workdir_with(tmp_path_factory.mktemp("wf"), EXAMPLE_CONFIG)
+    workdir = workdir_with(tmp_path_factory.mktemp("wf"), WITH_ENSEMBLE)
     out = snakemake(workdir)
     assert out.returncode == 0, out.stderr[-5000:]
     return workdir, out
@@ -135,7 +141,7 @@ def test_ensemble_outputs_and_a_changed_ensemble_reruns_only_the_fusion(finished
     for column in ("video_truth_error", "video_temporal_norm", "video_pca_multiview_error", "validation_pixel_error"):
         assert summary.loc[["supervised__seed=0", "regression__seed=0", "both"], column].notna().all(), column
     # Other members: the fusion (and what shows it) again, no training and no prediction.
-    config = {**EXAMPLE_CONFIG, "datasets": {"example": {**EXAMPLE_CONFIG["datasets"]["example"], "ensembles": {"both": {"models": ["supervised__seed=0"]}}}}}
+    config = {"datasets": {"example": {"ensembles": {"both": {"models": ["supervised__seed=0"]}}}}}  # merged into config.yaml's
     (workdir / "one_member.yaml").write_text(yaml.safe_dump(config))
     jobs = dry_run_jobs(workdir, "--configfile", "one_member.yaml")
     assert jobs["ensemble_video"] == "2" and not {"train", "predict_videos", "video_prediction", "evaluate_example"} & set(jobs), jobs

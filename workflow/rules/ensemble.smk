@@ -110,7 +110,7 @@ rule ensemble_labeled_video:
     input:
         video=video_path,
         predictions=f"{ENSEMBLE}/video_preds/{{video}}.csv",
-        config=f"{ENSEMBLE}/config.yaml",
+        member=lambda wc: f"{ensemble_first_member(wc)}/train_status.json",  # its config's eval settings
     output:
         report(
             f"{ENSEMBLE}/video_preds/labeled_videos/{{video}}_labeled.mp4",
@@ -120,7 +120,7 @@ rule ensemble_labeled_video:
             labels={"model": "ensemble {ensemble}", "video": "{video}"},
         ),
     params:
-        model_dir=lambda wc: ensemble_dir(wc.dataset, wc.ensemble),
+        model_dir=ensemble_first_member,
         clip_frames=DIAGNOSTICS["clip_frames"],
     conda:
         "../../environment.yml"

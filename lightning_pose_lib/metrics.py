@@ -42,7 +42,10 @@ def read_predictions(path: str | os.PathLike, num_frames: int | None = None) -> 
         raise InputError(path, f"not a prediction table (three header rows scorer, bodyparts, coords, then one row per frame): {type(err).__name__}") from None
     values = table.drop(columns=[SET_COLUMN], errors="ignore")
     coords = list(values.columns.get_level_values("coords")) if values.columns.nlevels == 3 else []
-    if not coords or coords != ["x", "y", "likelihood"] * (len(coords) // 3) or len(coords) % 3:
+    parts = len(set(values.columns.get_level_values("bodyparts"))) if coords else 0
+    # An ensemble's table has more columns per keypoint after these three (ensemble.py).
+    each = coords[: len(coords) // parts] if parts and len(coords) % parts == 0 else []
+    if each[:3] != ["x", "y", "likelihood"] or coords != each * parts:
         raise InputError(path, "not a prediction table: the coords header row must be x, y, likelihood for every keypoint")
     try:
         numbers = values.to_numpy(dtype=np.float64)
@@ -110,6 +113,16 @@ def temporal_norm(predictions: pd.DataFrame) -> pd.DataFrame:
     jumps = np.full(points.shape[:2], np.nan)
     jumps[1:] = np.linalg.norm(np.diff(points, axis=0), axis=-1)
     return pd.DataFrame(jumps, index=predictions.index, columns=names)
+
+
+def truth_error(predictions: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Euclidean distance between prediction and ground truth in every frame of a video (pixels),
+    where the truth is known for every frame (the synthetic example's ``<video>_truth.csv``)."""
+    points, _, names = keypoint_array(predictions)
+    true_points, _, true_names = keypoint_array(truth)
+    if true_names != names or len(truth) != len(predictions):
+        raise ValueError(f"the truth has {len(truth)} frames of keypoints {true_names}, the predictions {len(predictions)} of {names}")
+    return pd.DataFrame(np.linalg.norm(points - true_points, axis=-1), index=predictions.index, columns=names)
 
 
 def pca_error(predictions: pd.DataFrame, pca) -> pd.DataFrame:
@@ -198,8 +211,8 @@ def failed_among_siblings(errors: pd.Series, groups: pd.Series) -> pd.Series:
 # --- Metric files -------------------------------------------------------------------------------
 
 LABELED_METRICS = ("pixel_error", "pca_singleview_error", "pca_multiview_error")
-VIDEO_METRICS = ("temporal_norm", "pca_singleview_error", "pca_multiview_error")
-METRIC_SUFFIXES = tuple(f"_{m}.csv" for m in ("pixel_error", "temporal_norm", "pca_singleview_error", "pca_multiview_error"))
+VIDEO_METRICS = ("temporal_norm", "pca_singleview_error", "pca_multiview_error", "truth_error")
+METRIC_SUFFIXES = tuple(f"_{m}.csv" for m in ("pixel_error", *VIDEO_METRICS))
 
 
 def metric_path(predictions_path: str | os.PathLike, metric: str) -> Path:
@@ -221,6 +234,13 @@ def metrics_for(cfg: dict, labeled: bool) -> list[str]:
     if data["mirrored_column_matches"]:
         names.append("pca_multiview_error")
     return names
+
+
+def truth_path(video: str | os.PathLike) -> Path:
+    """The ground truth of every frame of a video, where there is one: ``<video stem>_truth.csv``
+    beside the video (the synthetic example writes it)."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}_truth.csv")
 
 
 def read_metric(path: str | os.PathLike) -> pd.DataFrame:

@@ -5,8 +5,9 @@
 Next to every predictions file ``<stem>.csv`` (``predictions.csv`` on labeled frames,
 ``video_preds/<video>.csv`` on videos) it writes one table per metric, per frame and keypoint in
 pixels: ``<stem>_pixel_error.csv`` (labeled frames, with their set), ``<stem>_temporal_norm.csv``
-(videos), and ``<stem>_pca_singleview_error.csv`` / ``<stem>_pca_multiview_error.csv`` when the
-model config sets ``data.columns_for_singleview_pca`` / ``data.mirrored_column_matches`` (from the
+(videos), ``<stem>_truth_error.csv`` (videos with the truth of every frame beside them,
+``<video stem>_truth.csv``, as the generated example has), and ``<stem>_pca_singleview_error.csv``
+/ ``<stem>_pca_multiview_error.csv`` when the model config sets ``data.columns_for_singleview_pca`` / ``data.mirrored_column_matches`` (from the
 model's saved ``pca_*.npz``). Then ``metrics/summary.json``: mean, median and standard deviation of
 each metric (per set on labeled frames, over all videos), per keypoint and per video, the number of
 training frames and the mean-pose baseline.
@@ -35,6 +36,7 @@ from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_csv, write_text_atomic
 from lightning_pose_lib.metrics import (
     SET_COLUMN,
+    VIDEO_METRICS,
     is_metric_file,
     keypoint_array,
     mean_pose_baseline,
@@ -47,6 +49,8 @@ from lightning_pose_lib.metrics import (
     stats,
     stats_by_set,
     temporal_norm,
+    truth_error,
+    truth_path,
 )
 from lightning_pose_lib.pca import load_model_pcas, pca_path
 
@@ -63,6 +67,14 @@ def write_metric(model_dir, predictions_path, metric: str, out=None, video=None)
             raise InputError(predictions_path, f"does not fit the model's labels: {err}") from None
     elif metric == "temporal_norm":
         table = temporal_norm(predictions)
+    elif metric == "truth_error":
+        if video is None:
+            raise InputError(predictions_path, "truth_error needs the video, beside which its truth lies (--video)")
+        truth = truth_path(video)
+        try:
+            table = truth_error(predictions, read_predictions(truth, len(predictions)))
+        except ValueError as err:
+            raise InputError(truth, f"does not fit {predictions_path}: {err}") from None
     elif metric in ("pca_singleview_error", "pca_multiview_error"):
         kind = metric.split("_")[1]
         pca = load_model_pcas(model_dir).get(kind)
@@ -168,8 +180,16 @@ def evaluate(model_dir, video_predictions=()):
             logging.warning("%s: its video is not in data.video_dir; its frame count is not checked", path)
     check_tables(model_dir / "predictions.csv", video_files)
     labeled = {m: str(write_metric(model_dir, model_dir / "predictions.csv", m)) for m in metrics_for(cfg, labeled=True)}
-    videos = {Path(p).stem: {m: str(write_metric(model_dir, p, m, video=v)) for m in metrics_for(cfg, labeled=False)} for p, v in video_files.items()}
+    videos = {
+        Path(p).stem: {m: str(write_metric(model_dir, p, m, video=v)) for m in metrics_for(cfg, labeled=False) + _truth(v)}
+        for p, v in video_files.items()
+    }
     return summarize_model(model_dir, labeled, videos)
+
+
+def _truth(video) -> list[str]:
+    """The truth error, for a video with the truth of every frame beside it."""
+    return ["truth_error"] if video is not None and truth_path(video).is_file() else []
 
 
 def check_tables(labeled, videos: dict) -> None:
@@ -184,7 +204,7 @@ def cli_main(argv=None):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--predictions", help="one predictions file (with --metric): write only its metric table")
-    parser.add_argument("--metric", choices=["pixel_error", "temporal_norm", "pca_singleview_error", "pca_multiview_error"])
+    parser.add_argument("--metric", choices=["pixel_error", *VIDEO_METRICS])
     parser.add_argument("--video", help="with --predictions of a video: the video, whose frame count the table must have")
     args = parser.parse_args(argv)
     if bool(args.predictions) != bool(args.metric):

@@ -40,6 +40,16 @@ case "${1:-}" in
         if ! "$PY" -c "import fiftyone" 2>/dev/null; then
             "$PY" -m pip install --quiet --disable-pip-version-check $(sed -n 's/^ *# fiftyone: \([^ ]*==[^ ]*\).*$/\1/p' environment.yml)
         fi
+        # The ensemble-kalman-smoother package in a venv of its own (environment.yml's
+        # '# eks-reference:' line): tests/test_ensemble.py compares the library's smoother with it
+        # (LP_NO_EKS=1: not installed, those tests skip).
+        EKS_VENV="${LP_EKS_VENV:-.venv-eks}"
+        if [ -z "${LP_NO_EKS:-}" ] && ! "$EKS_VENV/bin/python" -c "import eks" 2>/dev/null; then
+            echo "[run.sh] creating $EKS_VENV with the ensemble-kalman-smoother package" >&2
+            python3 -m venv "$EKS_VENV"
+            "$EKS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check $(sed -n 's/^ *# eks-reference: \(.*\)$/\1/p' environment.yml)
+        fi
+        if [ -x "$EKS_VENV/bin/python" ]; then export EKS_PYTHON="$(cd "$EKS_VENV" && pwd)/bin/python"; fi
         shift
         export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # LP_VENV may be relative or absolute
         "$PY" -m pytest -q "$@"

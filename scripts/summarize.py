@@ -6,7 +6,9 @@ Reads each model's ``metrics/summary.json`` and metric tables (written by evalua
 spread of every metric; plus the mean-pose baseline) and the plots under ``plots/``:
 ``pixel_error_per_keypoint.png``, ``video_metrics.png`` (temporal norm and PCA error
 distributions), ``pixel_error_vs_train_frames.png`` (when the models use different numbers of
-training frames) and ``traces/<video>.png`` (one keypoint over time, several models).
+training frames) and ``traces/<video>.png`` (one keypoint over time, several models). A rule
+also draws ``traces/<video>_ensemble_<name>.png`` (an ensemble's members, average and smoothed
+keypoint).
 """
 
 import argparse
@@ -132,6 +134,27 @@ def plot_trace(prediction_files: dict[str, str], keypoint: str | None, video: st
     return keypoint
 
 
+def plot_ensemble_trace(member_files: dict[str, str], ensemble_csv, keypoint: str | None, video: str, path) -> str:
+    """One keypoint of a video as each member predicted it, as the ensemble average and as the
+    smoother fused it (``ensemble_csv``: an ensemble's table, scripts/ensemble.py)."""
+    table = read_pose_table(ensemble_csv)
+    names = list(dict.fromkeys(table.columns.get_level_values("bodyparts")))
+    keypoint = keypoint or names[0]
+    if keypoint not in names:
+        raise ValueError(f"{ensemble_csv}: no keypoint {keypoint!r} (keypoints: {', '.join(names)})")
+    columns = table.xs(keypoint, axis=1, level="bodyparts").droplevel("scorer", axis=1)
+    average = next(c.removeprefix("x_ens_") for c in columns.columns if c.startswith("x_ens_") and c != "x_ens_var")
+    traces = {}
+    for model, csv in member_files.items():
+        points, likelihood, member_names = keypoint_array(read_pose_table(csv))
+        k = member_names.index(keypoint)
+        traces[model] = pd.DataFrame({"x": points[:, k, 0], "y": points[:, k, 1], "likelihood": likelihood[:, k]})
+    traces[f"ensemble {average}"] = pd.DataFrame({"x": columns[f"x_ens_{average}"], "y": columns[f"y_ens_{average}"], "likelihood": columns["likelihood"]})
+    traces["ensemble smoothed"] = columns[["x", "y", "likelihood"]]
+    plots.keypoint_trace(traces, keypoint, video, None, path, thick=(f"ensemble {average}", "ensemble smoothed"))
+    return keypoint
+
+
 def cli_main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True)
@@ -157,6 +180,9 @@ def cli_main(argv=None):
 
 
 def rule_main(smk):
+    if smk.rule == "plot_ensemble_trace":
+        plot_ensemble_trace(dict(zip(smk.params.members, smk.input.members)), smk.input.ensemble, smk.params.keypoint, smk.wildcards.video, smk.output[0])
+        return
     if smk.rule == "plot_trace":
         plot_trace(dict(zip(smk.params.models, smk.input.predictions)), smk.params.keypoint, smk.wildcards.video, smk.output[0])
         return

@@ -32,7 +32,7 @@ AS_WRITTEN = {
 
 SCRIPT_HELP = {
     script: f"python scripts/{script}.py --help"
-    for script in ("train", "predict", "evaluate", "labeled_video", "summarize", "gallery", "make_example")
+    for script in ("train", "predict", "evaluate", "labeled_video", "summarize", "gallery", "make_example", "ensemble")
 }
 
 STAND_INS = {
@@ -73,6 +73,7 @@ STAND_INS = {
     ".venv/bin/snakemake --profile profiles/default fiftyone_example": ".venv/bin/snakemake --profile profiles/default fiftyone_example -n",
     ".venv/bin/python scripts/fiftyone_app.py example": ".venv/bin/python scripts/fiftyone_app.py --help",
     ".venv/bin/python tests/fiftyone_checks.py . example docs/fiftyone.png": ".venv/bin/python -c \"import sys; sys.path.insert(0, 'tests'); import fiftyone_checks\"",
+    "python scripts/ensemble.py --out-dir DIR MODEL_DIR MODEL_DIR ...": SCRIPT_HELP["ensemble"],
 }
 
 
@@ -129,6 +130,7 @@ def test_documented_command_runs(doc, command, fresh_clone):
         **os.environ,
         "PATH": f"{fresh_clone / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",  # `python`, `snakemake`: the environment's
         "PYTHONPATH": str(fresh_clone),
+        "LP_NO_EKS": "1",  # `run.sh test` would install the ensemble-kalman-smoother package into the clone
     }
     done = subprocess.run(["bash", "-c", run], cwd=fresh_clone, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{doc}: {run}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -60,9 +60,17 @@ EXAMPLE_CONFIG = {
 }
 
 
+# The finished run also fuses its two models by the Ensemble Kalman Smoother (rules/ensemble.smk;
+# in real use, the seeds of a variant).
+WITH_ENSEMBLE = {
+    **EXAMPLE_CONFIG,
+    "datasets": {"example": {**EXAMPLE_CONFIG["datasets"]["example"], "ensembles": {"both": {"models": ["supervised__seed=0", "regression__seed=0"]}}}},
+}
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    workdir = workdir_with(tmp_path_factory.mktemp("wf"), EXAMPLE_CONFIG)
+    workdir = workdir_with(tmp_path_factory.mktemp("wf"), WITH_ENSEMBLE)
     out = snakemake(workdir)
     assert out.returncode == 0, out.stderr[-5000:]
     return workdir, out
@@ -98,7 +106,7 @@ def test_workflow_outputs(finished):
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["model"][:2]) == {"supervised__seed=0", "regression__seed=0"} and summary["model"].iloc[-1] == "mean_pose_baseline"
     assert list(summary.columns[:4]) == ["model", "variant", "seed", "train_frames"]
-    models = summary[summary["model"] != "mean_pose_baseline"]
+    models = summary[~summary["variant"].isin(["mean_pose_baseline", "ensemble"])]  # the ensemble: its own test
     for column in ("test_pixel_error", "test_pixel_error_std", "video_temporal_norm", "video_temporal_norm_std", "video_pca_singleview_error", "video_pca_multiview_error"):
         assert models[column].notna().all(), column
     assert (models["model"] == models["variant"] + "__seed=0").all() and (models["seed"] == 0).all()
@@ -112,6 +120,32 @@ def test_workflow_outputs(finished):
             labeled = probe_video(results / "models" / model / "video_preds" / "labeled_videos" / f"{video}_labeled.mp4")
             source = probe_video(workdir / "resources" / "example" / "videos" / f"{video}.mp4")
             assert (labeled.num_frames, labeled.height, labeled.width, labeled.fps) == (source.num_frames, source.height, source.width, source.fps)
+
+
+def test_ensemble_outputs_and_a_changed_ensemble_reruns_only_the_fusion(finished):
+    workdir, _ = finished
+    results = workdir / "results" / "example"
+    ensemble = results / "ensembles" / "both"
+    coords = ["x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var", "x_posterior_var", "y_posterior_var"]
+    for video in ("session0", "session1"):
+        for suffix in ("csv", "h5"):
+            table = read_pose_table(ensemble / "video_preds" / f"{video}.{suffix}")
+            assert len(table) == 40 and table.columns.get_level_values("coords")[:9].tolist() == coords
+        for metric in ("temporal_norm", "pca_singleview_error", "pca_multiview_error", "truth_error"):
+            assert pd.read_csv(ensemble / "video_preds" / f"{video}_{metric}.csv", index_col=0).shape == (40, 12), metric
+        assert probe_video(ensemble / "video_preds" / "labeled_videos" / f"{video}_labeled.mp4").num_frames == 40
+        assert (results / "plots" / "traces" / f"{video}_ensemble_both.png").stat().st_size > 10_000
+    log = (workdir / "logs/ensemble_video/example/both/session0.log").read_text()
+    assert "2 members, 40 frames x 12 keypoints fused" in log and "smoothing parameter per keypoint" in log, log
+    summary = pd.read_csv(results / "summary.csv").set_index("model")
+    assert summary.loc["both", "variant"] == "ensemble"
+    for column in ("video_truth_error", "video_temporal_norm", "video_pca_multiview_error", "validation_pixel_error"):
+        assert summary.loc[["supervised__seed=0", "regression__seed=0", "both"], column].notna().all(), column
+    # Other members: the fusion (and what shows it) again, no training and no prediction.
+    config = {"datasets": {"example": {"ensembles": {"both": {"models": ["supervised__seed=0"]}}}}}  # merged into config.yaml's
+    (workdir / "one_member.yaml").write_text(yaml.safe_dump(config))
+    jobs = dry_run_jobs(workdir, "--configfile", "one_member.yaml")
+    assert jobs["ensemble_video"] == "2" and not {"train", "predict_videos", "video_prediction", "evaluate_example"} & set(jobs), jobs
 
 
 def test_report(finished):
@@ -191,8 +225,11 @@ def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
     # The lost video's prediction (re-linked from the model's prediction store: no model is loaded),
     # its model's evaluation, and what shows them: the comparison, that video's trace and labeled
     # video, and the gallery (its model's pixel errors are rewritten).
+    # The ensemble fuses that video again and follows the same way.
     assert jobs == {
-        "all": "1", "video_prediction": "1", "evaluate_example": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1", "total": "7",
+        "all": "1", "video_prediction": "1", "evaluate_example": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1",
+        "ensemble_video": "1", "ensemble_labeled": "1", "evaluate_ensemble_example_both": "1", "plot_ensemble_trace": "1", "ensemble_labeled_video": "1",
+        "total": "12",
     }, out.stdout
 
 

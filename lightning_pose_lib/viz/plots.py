@@ -130,14 +130,15 @@ def video_metric_distributions(values: dict[str, dict[str, np.ndarray]], path=No
     return save(fig, path)
 
 
-def keypoint_trace(traces: dict[str, pd.DataFrame], keypoint: str, video: str, fps: float | None, path=None):
-    """x, y and likelihood of one keypoint over the frames of one video, one line per model.
+def keypoint_trace(traces: dict[str, pd.DataFrame], keypoint: str, video: str, fps: float | None, path=None, thick=()):
+    """x, y and likelihood of one keypoint over the frames of one video, one line per model
+    (those named in ``thick`` drawn thicker, e.g. an ensemble over its members).
     ``traces[model]`` has columns x, y, likelihood indexed by frame."""
     fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True, layout="constrained")
     colours = model_colours(list(traces))
     for model, trace in traces.items():
         for ax, coord in zip(axes, ("x", "y", "likelihood")):
-            ax.plot(trace.index, trace[coord], color=colours[model], linewidth=1, label=model)
+            ax.plot(trace.index, trace[coord], color=colours[model], linewidth=2 if model in thick else 1, label=model)
     axes[0].set_ylabel("x (px)")
     axes[1].set_ylabel("y (px, down)")
     axes[1].invert_yaxis()  # image rows grow downwards: up in the plot is up in the frame

@@ -204,19 +204,22 @@ def video_predictions(wildcards):
 
 
 def model_evaluations(wildcards):
-    return [f"{model_dir(wildcards.dataset, m)}/metrics/summary.json" for m in MODELS[wildcards.dataset]]
+    """The metric summaries of a dataset's models, then of its ensembles (rules/ensemble.smk)."""
+    return [f"{folder}/metrics/summary.json" for folder in evaluated(wildcards.dataset).values()]
 
 
 def model_table(wildcards):
-    """Variant, sweep values and seed of each model of a dataset, for the summary table."""
-    return {m: {"variant": v["variant"], "seed": v["seed"], **v["sweep"]} for m, v in MODELS[wildcards.dataset].items()}
+    """Variant, sweep values and seed of each model of a dataset, then its ensembles (variant
+    "ensemble"), for the summary table."""
+    models = {m: {"variant": v["variant"], "seed": v["seed"], **v["sweep"]} for m, v in MODELS[wildcards.dataset].items()}
+    return {**models, **{e: {"variant": "ensemble"} for e in ENSEMBLES[wildcards.dataset]}}
 
 
 def dataset_targets(dataset):
     """What a run of one dataset makes: the summary table and plots, the diagnostics and the
     export. For `snakemake --report`, only those that exist, so that a report shows whatever has
     been run (Snakemake refuses a report when a report item in its job graph is missing)."""
-    targets = [f"results/{dataset}/summary.csv", *diagnostics_targets(dataset), *export_targets(dataset)]
+    targets = [f"results/{dataset}/summary.csv", *diagnostics_targets(dataset), *export_targets(dataset), *ensemble_targets(dataset)]
     return [t for t in targets if Path(t).exists()] if REPORTING else targets
 
 
@@ -258,15 +261,17 @@ def model_dir_wc(wildcards):
 # --- Diagnostics: metric files, model comparison, visual checks (rules/evaluate.smk) ---------------
 import functools
 
-from lightning_pose_lib.metrics import metrics_for
+from lightning_pose_lib.metrics import metrics_for, truth_path
 
 DIAGNOSTICS = config["diagnostics"]
 
 
 @functools.lru_cache(maxsize=None)
 def model_metric_names(dataset, model, labeled):
-    """The metrics a model's config asks for (pixel error or temporal norm, plus the PCA errors)."""
-    return tuple(metrics_for(model_config(dataset, model), labeled))
+    """The metrics a model's config asks for (pixel error or temporal norm, plus the PCA errors),
+    and on videos of the generated example, whose every frame has its truth, the error from it."""
+    truth = ("truth_error",) if not labeled and DATASETS[dataset]["example"] is not None else ()
+    return tuple(metrics_for(model_config(dataset, model), labeled)) + truth
 
 
 def models_by_metrics(dataset):
@@ -279,18 +284,20 @@ def models_by_metrics(dataset):
 
 
 def video_metric_pairs(dataset, model):
-    """(video, metric) of every video metric file of a model, in a fixed order."""
+    """(video, metric) of every video metric file of a model or ensemble, in a fixed order."""
+    if model in ENSEMBLES[dataset]:
+        return [(v, m) for v in VIDEOS[dataset] for m in ensemble_metric_names(dataset, model, False)]
     return [(v, m) for v in VIDEOS[dataset] for m in model_metric_names(dataset, model, False)]
 
 
 def dataset_video_metric_pairs(dataset):
-    return [(model, m) for model in MODELS[dataset] for _, m in video_metric_pairs(dataset, model)]
+    return [(model, m) for model in evaluated(dataset) for _, m in video_metric_pairs(dataset, model)]
 
 
 def dataset_video_metric_files(wildcards):
     return [
-        f"{model_dir(wildcards.dataset, model)}/video_preds/{v}_{m}.csv"
-        for model in MODELS[wildcards.dataset]
+        f"{folder}/video_preds/{v}_{m}.csv"
+        for model, folder in evaluated(wildcards.dataset).items()
         for v, m in video_metric_pairs(wildcards.dataset, model)
     ]
 
@@ -497,3 +504,76 @@ def fiftyone_inputs(wildcards):
             files.append(f"{folder}/video_preds/{video}.csv")
             files += [f"{folder}/video_preds/{video}_{m}.csv" for m in model_metric_names(dataset, model, False)]
     return files
+
+
+# --- Ensembles: several models of a dataset fused per video by the Ensemble Kalman Smoother (rules/ensemble.smk) ---
+
+
+def _ensembles_of(dataset):
+    """{name: settings with "members" (model ids)} of a dataset's ensembles: a variant's models
+    (every seed) or the models named."""
+    out = {}
+    for name, settings in DATASETS[dataset]["ensembles"].items():
+        where = f"config/config.yaml: datasets.{dataset}.ensembles.{name}"
+        if bool(settings["variant"]) == bool(settings["models"]):
+            raise WorkflowError(f"{where}: give its members as a variant or as models, one of the two")
+        if settings["variant"]:
+            members = [m for m, v in MODELS[dataset].items() if v["variant"] == settings["variant"]]
+            if not members:
+                raise WorkflowError(f"{where}: variant {settings['variant']!r} has no model on this dataset")
+        else:
+            members = list(settings["models"])
+            unknown = sorted(set(members) - set(MODELS[dataset]))
+            if unknown:
+                raise WorkflowError(f"{where}: unknown models {unknown} (models of this dataset: {sorted(MODELS[dataset])})")
+        if name in MODELS[dataset]:
+            raise WorkflowError(f"{where}: a model of this dataset has the same name")
+        out[name] = {**settings, "members": members}
+    return out
+
+
+ENSEMBLES = {dataset: _ensembles_of(dataset) for dataset in DATASETS}
+
+
+def ensemble_dir(dataset, name):
+    return f"results/{dataset}/ensembles/{name}"
+
+
+def ensemble_member_predictions(wildcards):
+    members = ENSEMBLES[wildcards.dataset][wildcards.ensemble]["members"]
+    return [f"{model_dir(wildcards.dataset, m)}/video_preds/{wildcards.video}.csv" for m in members]
+
+
+def ensemble_first_member(wildcards):
+    return model_dir(wildcards.dataset, ENSEMBLES[wildcards.dataset][wildcards.ensemble]["members"][0])
+
+
+def ensemble_views(wildcards):
+    """The view groups the smoother fuses (the first member's data.mirrored_column_matches, when
+    a list per view and the ensemble's multiview is on), or None."""
+    ensemble = ENSEMBLES[wildcards.dataset][wildcards.ensemble]
+    matches = model_config(wildcards.dataset, ensemble["members"][0])["data"]["mirrored_column_matches"]
+    if ensemble["multiview"] and matches and len(matches) > 1 and all(isinstance(view, list) for view in matches):
+        return matches
+    return None
+
+
+def ensemble_metric_names(dataset, name, labeled):
+    """An ensemble is evaluated with its first member's metrics (and that member's PCAs)."""
+    return model_metric_names(dataset, ENSEMBLES[dataset][name]["members"][0], labeled)
+
+
+def evaluated(dataset):
+    """{id: directory} of everything a dataset's summary compares: its models, then its ensembles."""
+    return {**{m: model_dir(dataset, m) for m in MODELS[dataset]}, **{e: ensemble_dir(dataset, e) for e in ENSEMBLES[dataset]}}
+
+
+def ensemble_targets(dataset):
+    """Per ensemble: a trace of members, average and smoothed keypoint per diagnostic video, and
+    its labeled videos (its summary row comes with summary.csv)."""
+    out = []
+    for name in ENSEMBLES[dataset]:
+        out += [f"results/{dataset}/plots/traces/{v}_ensemble_{name}.png" for v in diagnostic_videos(dataset)]
+        if DIAGNOSTICS["labeled_videos"]:
+            out += [f"{ensemble_dir(dataset, name)}/video_preds/labeled_videos/{v}_labeled.mp4" for v in diagnostic_videos(dataset)]
+    return out

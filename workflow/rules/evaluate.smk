@@ -74,7 +74,7 @@ rule summarize:
         ),
     params:
         models=model_table,
-        model_ids=lambda wc: list(MODELS[wc.dataset]),
+        model_ids=lambda wc: list(evaluated(wc.dataset)),
         video_metrics=lambda wc: dataset_video_metric_pairs(wc.dataset),
     conda:
         "../../environment.yml"
@@ -88,7 +88,7 @@ rule summarize:
 
 rule plot_train_frames:
     input:
-        summaries=model_evaluations,
+        summaries=lambda wc: [f"{model_dir(wc.dataset, m)}/metrics/summary.json" for m in MODELS[wc.dataset]],
     output:
         report(
             "results/{dataset}/plots/pixel_error_vs_train_frames.png",

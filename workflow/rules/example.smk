@@ -10,6 +10,7 @@ for _name, _dataset in DATASETS.items():
         output:
             labels=dataset_labels(_name),
             videos=list(VIDEOS[_name].values()),
+            truth=[str(truth_path(v)) for v in VIDEOS[_name].values()],  # every frame's keypoints (the truth error)
         params:
             settings=_dataset["example"],
         conda:

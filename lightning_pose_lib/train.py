@@ -51,7 +51,8 @@ from . import checkpoints
 from . import config as config_lib
 from .callbacks import ResumableTraining, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
-from .data.multiview import MultiviewFrames, group_sessions, session_loader
+from .data.multiview import MultiviewFrames, session_loader
+from .data.sessions import group_sessions
 from .data.unlabeled import list_videos, unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve

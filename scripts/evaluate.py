@@ -34,7 +34,7 @@ import pandas as pd
 from lightning_pose_lib.cli import ArgumentParser, run
 from lightning_pose_lib.calibration import read_calibration
 from lightning_pose_lib.config import read_yaml
-from lightning_pose_lib.data.multiview import split_view
+from lightning_pose_lib.data.sessions import split_view
 from lightning_pose_lib.data.unlabeled import VIDEO_SUFFIXES
 from lightning_pose_lib.dataset import load_dataset, resolve
 from lightning_pose_lib.errors import InputError

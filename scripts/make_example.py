@@ -36,7 +36,7 @@ def cli_main(argv=None):
 def rule_main(smk):
     settings = smk.params.settings
     make_example(
-        Path(smk.output.labels).parent,
+        Path(smk.output.labels[0] if isinstance(smk.output.labels, list) else smk.output.labels).parent,
         seed=settings["seed"],
         n_sessions=settings["sessions"],
         frames_per_session=settings["frames"],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lightning_pose_lib.cli import ArgumentParser, positive_int, run
 from lightning_pose_lib.config import read_yaml
-from lightning_pose_lib.data.multiview import check_frame_counts, group_sessions
+from lightning_pose_lib.data.sessions import check_frame_counts, group_sessions
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.locks import model_lock

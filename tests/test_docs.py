@@ -67,6 +67,7 @@ STAND_INS = {
     "python scripts/summarize.py --output-dir runs/compare runs/m1 runs/m2": SCRIPT_HELP["summarize"],
     "python scripts/gallery.py --output runs/compare/gallery.png runs/m1 runs/m2": SCRIPT_HELP["gallery"],
     "python scripts/make_example.py /tmp/example --seed 1": SCRIPT_HELP["make_example"],  # writes outside the clone
+    "python scripts/make_example.py /tmp/cams --cameras 3": SCRIPT_HELP["make_example"],  # writes outside the clone
 }
 
 

@@ -130,6 +130,34 @@ def test_views_that_do_not_match_stop_with_one_line(cams, tmp_path, problem):
     assert {"rows": "labeled frames", "misaligned": "rows must be aligned", "keypoints": "same keypoints"}[problem] in str(err.value)
 
 
+def test_pca_multiview_loss_ties_the_cameras_together(cams):
+    """The model's per-view clip predictions, laid side by side per frame, meet the multiview PCA
+    fitted on the labels: zero loss for the true keypoints, a large one when a view shows another
+    instant."""
+    import torch
+
+    from lightning_pose_lib.models.pose_model import PoseModel
+    from lightning_pose_lib.pca import fit_model_pcas
+
+    cfg = cams_config(cams, **{"model.losses_to_use": "[pca_multiview]", "data.columns_for_singleview_pca": "[0,1,2,3,4,5]"})
+    dataset = load_dataset(cfg)
+    pcas = fit_model_pcas(cfg, dataset.labels.keypoints)
+    assert pcas["multiview"].groups.tolist() == [list(range(v * 6, v * 6 + 6)) for v in range(3)]
+    model = PoseModel(cfg, 6)
+    model.use_unsupervised_losses(pcas)
+    points = truth(cams, "session0")[:, :8]  # (V, T, K, 2): one clip of 8 frames
+    clips = torch.tensor(points, dtype=torch.float32)  # view-major, as the training step stacks them
+    likelihood = torch.ones(clips.shape[:-1])
+    loss = model.unsupervised["pca_multiview"]
+    fused = {"keypoints": model.views_side_by_side(clips), "likelihood": model.views_side_by_side(likelihood)}
+    assert fused["keypoints"].shape == (1, 8, 18, 2)
+    assert torch.equal(fused["keypoints"][0, 3, 6:12], clips[1, 3])
+    assert loss(fused).item() < 0.05  # the views are perspective: the 3D subspace fits them to a fraction of a pixel
+    shifted = clips.clone()
+    shifted[2] = torch.tensor(truth(cams, "session0")[2, 20:28], dtype=torch.float32)  # another instant
+    assert loss({"keypoints": model.views_side_by_side(shifted), "likelihood": fused["likelihood"]}).item() > 1.0
+
+
 def test_config_needs_one_csv_per_view(cams):
     with pytest.raises(InputError, match="one label CSV per view"):
         load_config(overrides=tiny_overrides(cams, **{"data.view_names": json.dumps(VIEWS)}))

@@ -45,6 +45,8 @@ STAND_INS = {
     ".venv/bin/snakemake --profile profiles/default --config 'datasets={example: {variants: [supervised]}}'":
         ".venv/bin/snakemake --profile profiles/default --config 'datasets={example: {variants: [supervised]}}' -n",
     "snakemake --profile profiles/default": "snakemake --profile profiles/default -n",
+    "snakemake --profile profiles/default results/cams/summary.csv --configfile config/multicam.yaml":
+        "snakemake --profile profiles/default results/cams/summary.csv --configfile config/multicam.yaml -n",
     "snakemake --profile profiles/slurm": "snakemake --profile profiles/slurm -n",  # submits nothing
     "snakemake --profile profiles/slurm benchmark_all": "snakemake --profile profiles/slurm benchmark_all -n",
     "snakemake --profile profiles/slurm results/benchmarks/example/throughput_context.json":

@@ -229,3 +229,17 @@ def test_workflow_on_three_cameras(tmp_path):
     for key in ("video_pca_multiview_error", "video_reprojection_error", "validation_pixel_error"):
         assert summary[key] is not None and summary[key] >= 0, key
     assert set(summary["per_video"]) == {f"session{s}_{v}" for s in (0, 1) for v in VIEWS}
+
+
+def test_predicting_part_of_a_session_stops_with_one_line(cams, tmp_path):
+    """A multi-camera model predicts whole sessions: a view's video missing is one line, exit 2,
+    before the model is loaded."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(cams_config(cams)))
+    videos = [str(cams / "videos" / f"session0_{v}.mp4") for v in VIEWS[:2]]
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "predict.py"), "--model-dir", str(model_dir), "--output-dir", str(tmp_path / "out"), *videos],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: {cams / 'videos' / 'session0_cam2.mp4'}: video of view cam2 of session session0 not found (every session needs a video per view)"
+    assert not (tmp_path / "out").exists()

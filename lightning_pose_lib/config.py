@@ -116,6 +116,17 @@ def _check_consistency(cfg: Config, source: str) -> None:
         )
     if model["model_type"] == "regression" and model["losses_to_use"]:
         raise InputError(source, "model.losses_to_use needs a heatmap model; regression models are supervised only")
+    data = cfg["data"]
+    views, csv_file = data["view_names"], data["csv_file"]
+    if views is not None or isinstance(csv_file, list):
+        if views is None or not isinstance(csv_file, list) or len(views) != len(csv_file):
+            raise InputError(source, "several cameras need data.view_names and data.csv_file as lists of the same length (one label CSV per view)")
+        if len(set(views)) != len(views):
+            raise InputError(source, f"data.view_names has a name twice: {views}")
+        if data["mirrored_column_matches"]:
+            raise InputError(source, "data.mirrored_column_matches is for one mirrored frame; with data.view_names, pca_multiview covers every keypoint across the views")
+    if data["calibration_file"] and views is None:
+        raise InputError(source, "data.calibration_file needs data.view_names (the camera names)")
     train = cfg["training"]
     if train["train_prob"] + train["val_prob"] > 1 + 1e-9:
         raise InputError(source, "training.train_prob + training.val_prob must not exceed 1")

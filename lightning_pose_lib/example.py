@@ -241,6 +241,32 @@ def render_frame(
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
 
+def _labeled_per_session(view_size: tuple[int, int], n_sessions: int, frames_per_session: int, n_labeled: int) -> np.ndarray:
+    """Checks the settings; the labeled frames of each session."""
+    height, width = view_size
+    if height % 2 or width % 2 or min(view_size) < 64:
+        raise ValueError(f"view_size must be even and at least 64 pixels, got {view_size}")
+    if n_sessions < 1 or not 1 <= n_labeled <= n_sessions * frames_per_session:
+        raise ValueError(
+            f"need n_sessions >= 1 and 1 <= n_labeled <= {n_sessions} x {frames_per_session} frames, "
+            f"got {n_sessions} sessions and n_labeled={n_labeled}"
+        )
+    labeled_per_session = np.full(n_sessions, n_labeled // n_sessions)
+    labeled_per_session[: n_labeled % n_sessions] += 1
+    return labeled_per_session
+
+
+def _save_frames(video: Path, frames: np.ndarray, folder: Path, n_frames: int) -> None:
+    """Labeled frames as PNGs decoded from ``video`` (so they carry its compression), with their
+    neighbours n-2..n+2 (unlabeled), as the Lightning Pose app does, for the context model."""
+    context = np.unique(np.clip(frames[:, None] + np.arange(-2, 3), 0, n_frames - 1))
+    with open_video(video, backend="pyav") as reader:  # numpy frames, on any machine
+        images = dict(zip(context.tolist(), reader.read_frames(context)))
+    for frame, image in images.items():
+        with atomic_path(folder / f"img{frame:08d}.png") as tmp:
+            Image.fromarray(image).save(tmp)
+
+
 def make_example(
     out_dir: str | os.PathLike,
     seed: int = 0,
@@ -250,6 +276,7 @@ def make_example(
     view_size: tuple[int, int] = (128, 128),
     fps: float = 30.0,
     missing_prob: float = 0.03,
+    cameras: int = 0,
 ) -> dict:
     """Write the example dataset to ``out_dir`` and return its paths and config fields.
 
@@ -258,19 +285,15 @@ def make_example(
     ``CollectedData.csv`` (the labels, a fraction ``missing_prob`` of them left empty) and
     ``example.yaml`` (the fields to copy into a model config). ``view_size`` is (height, width) of
     one view; frames are two views wide.
+
+    ``cameras`` = 2 or 3 writes the multi-camera variant instead (:func:`make_multicamera_example`).
     """
+    if cameras:
+        return make_multicamera_example(out_dir, cameras, seed, n_sessions, frames_per_session, n_labeled, view_size, fps, missing_prob)
     height, width = view_size
-    if height % 2 or width % 2 or min(view_size) < 64:
-        raise ValueError(f"view_size must be even and at least 64 pixels, got {view_size}")
-    if n_sessions < 1 or not 1 <= n_labeled <= n_sessions * frames_per_session:
-        raise ValueError(
-            f"need n_sessions >= 1 and 1 <= n_labeled <= {n_sessions} x {frames_per_session} frames, "
-            f"got {n_sessions} sessions and n_labeled={n_labeled}"
-        )
+    labeled_per_session = _labeled_per_session(view_size, n_sessions, frames_per_session, n_labeled)
     out_dir = Path(out_dir)
     label_rng = np.random.default_rng(seed)  # which frames are labeled, which labels are missing
-    labeled_per_session = np.full(n_sessions, n_labeled // n_sessions)
-    labeled_per_session[: n_labeled % n_sessions] += 1
 
     videos, truth_files, image_paths, labels = [], [], [], []
     for session in range(n_sessions):
@@ -287,15 +310,7 @@ def make_example(
         truth_files.append(str(truth))
 
         frames = np.sort(label_rng.choice(frames_per_session, labeled_per_session[session], replace=False))
-        # Labeled images are decoded video frames, so they carry the same compression as the videos.
-        # Frames n-2..n+2 around each labeled frame n are saved too (unlabeled), as the Lightning
-        # Pose app does, so the context model sees real neighbours.
-        context = np.unique(np.clip(frames[:, None] + np.arange(-2, 3), 0, frames_per_session - 1))
-        with open_video(video, backend="pyav") as reader:  # numpy frames, on any machine
-            images = dict(zip(context.tolist(), reader.read_frames(context)))
-        for frame, image in images.items():
-            with atomic_path(out_dir / f"labeled-data/session{session}/img{frame:08d}.png") as tmp:
-                Image.fromarray(image).save(tmp)
+        _save_frames(video, frames, out_dir / f"labeled-data/session{session}", frames_per_session)
         for frame in frames.tolist():
             image_paths.append(f"labeled-data/session{session}/img{frame:08d}.png")
             labels.append(keypoints[frame])
@@ -331,3 +346,154 @@ def make_example(
         "truth_files": truth_files,
         "example_yaml": str(example_yaml),
     }
+
+
+# --- Several synchronized cameras -----------------------------------------------------------------
+# The same animal filmed by 2-3 pinhole cameras around the arena, one video per camera. Each camera
+# looks at the arena's centre from (azimuth, elevation) in degrees, from CAMERA_DISTANCE view widths
+# away: far enough that the views are nearly affine (the multiview PCA's 3D subspace fits them to a
+# fraction of a pixel), near enough that they are true perspective views for triangulation.
+CAMERA_NAMES = ("cam0", "cam1", "cam2")
+CAMERA_ANGLES = ((-30.0, 60.0), (90.0, 50.0), (210.0, 65.0))
+CAMERA_DISTANCE = 4.0
+
+
+def make_cameras(n_cameras: int, view_size: tuple[int, int]):
+    """The example's cameras (:class:`~lightning_pose_lib.calibration.Camera`), each with a focal
+    length that fits the whole arena into its view."""
+    from .calibration import Camera, rodrigues_vector
+
+    if not 2 <= n_cameras <= len(CAMERA_NAMES):
+        raise ValueError(f"cameras must be 2 or 3, got {n_cameras}")
+    height, width = view_size
+    k = _scale(view_size)
+    centre = np.array([width / 2, height / 2, MAX_HEIGHT * k / 2])
+    corners = np.array([[x, y, z] for x in (0, width - 1) for y in (0, height - 1) for z in (0, MAX_HEIGHT * k)])
+    cameras = []
+    for name, (azimuth, elevation) in zip(CAMERA_NAMES, CAMERA_ANGLES[:n_cameras]):
+        a, e = np.radians(azimuth), np.radians(elevation)
+        position = centre + CAMERA_DISTANCE * max(view_size) * np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+        forward = (centre - position) / np.linalg.norm(centre - position)
+        right = np.cross(forward, [0.0, 0, 1])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        rotation = np.stack([right, down, forward])
+        translation = -rotation @ position
+        cam = corners @ rotation.T + translation
+        reach = np.abs(cam[:, :2] / cam[:, 2:3]).max(axis=0)  # normalized half-extent of the arena
+        focal = 0.95 * min((width - 1) / 2 / reach[0], (height - 1) / 2 / reach[1])
+        matrix = np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]])
+        cameras.append(Camera(name, (width, height), matrix, np.zeros(5), rodrigues_vector(rotation), translation))
+    return cameras
+
+
+def render_camera_frame(parts: np.ndarray, background: np.ndarray, camera, view_size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """One camera's frame, uint8 (H, W, 3), of the 3D ``parts`` of one time step: the animal drawn
+    as in :func:`render_frame`, each shape mapped by the camera's local (affine) projection, the
+    markers' centres exactly at ``camera.project(parts)``."""
+    k = _scale(view_size)
+    focal = camera.matrix[0, 0]
+    rotation = camera.extrinsics()[:, :3]
+
+    def jacobian(point: np.ndarray) -> np.ndarray:  # d pixel / d world at ``point``
+        x, y, z = camera.to_camera(point)
+        return focal / z * np.array([[1, 0, -x / z], [0, 1, -y / z]]) @ rotation
+
+    def pixel_radius(point: np.ndarray, radius: float) -> float:
+        return radius * focal / camera.to_camera(point)[2]
+
+    nose, ear_l, ear_r, _, tail_base, tail_tip = parts
+    ears = (ear_l + ear_r) / 2
+    lower = np.array([0, 0, 2 * k])
+    body = _ellipsoid(ears - lower, tail_base - lower, np.linalg.norm(ears - tail_base) / 2 + 3 * k, 7 * k, 6 * k)
+    head = _ellipsoid(nose, ears - lower, np.linalg.norm(nose - ears) / 2 + 2.5 * k, 4.5 * k, 4 * k)
+    canvas = background.copy()
+    _draw_segment(canvas, camera.project(tail_base), camera.project(tail_tip), pixel_radius(tail_base, 1.3 * k), FUR * 0.8)
+    # Body before head when the head is nearer the camera, else the other way round.
+    shapes = sorted((body, head), key=lambda s: -camera.to_camera(s[0])[2])
+    for centre, shape in shapes:
+        j = jacobian(centre)
+        _draw_ellipse(canvas, camera.project(centre), j @ shape @ j.T, FUR)
+    depth = camera.to_camera(parts)[:, 2]
+    for part in np.argsort(-depth, kind="stable"):  # farthest first
+        centre = camera.project(parts[part])
+        _draw_disk(canvas, centre, pixel_radius(parts[part], (MARKER_RADIUS + 1) * k), OUTLINE)
+        _draw_disk(canvas, centre, pixel_radius(parts[part], MARKER_RADIUS * k), PART_COLOURS[part])
+    canvas += 3 * rng.standard_normal(canvas.shape, dtype=np.float32)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def make_multicamera_example(
+    out_dir: str | os.PathLike,
+    n_cameras: int = 3,
+    seed: int = 0,
+    n_sessions: int = 3,
+    frames_per_session: int = 300,
+    n_labeled: int = 120,
+    view_size: tuple[int, int] = (128, 128),
+    fps: float = 30.0,
+    missing_prob: float = 0.03,
+) -> dict:
+    """The example animal filmed by ``n_cameras`` synchronized cameras, in upstream Lightning
+    Pose's multiview layout. Writes per session and camera ``videos/session{i}_{cam}.mp4`` with
+    ``videos/session{i}_{cam}_truth.csv`` (every frame's keypoints), the labeled frames
+    ``labeled-data/session{i}_{cam}/img{frame:08d}.png`` (the same frames in every camera), one
+    label CSV per camera ``CollectedData_{cam}.csv`` (rows aligned: row i is the same instant in
+    every file), the cameras' ``calibration.toml`` (aniposelib's format) and ``example.yaml``."""
+    from .calibration import write_calibration
+
+    height, width = view_size
+    labeled_per_session = _labeled_per_session(view_size, n_sessions, frames_per_session, n_labeled)
+    cameras = make_cameras(n_cameras, view_size)
+    views = [c.name for c in cameras]
+    out_dir = Path(out_dir)
+    label_rng = np.random.default_rng(seed)
+    videos, truth_files, rows, labels = [], [], [], []
+    for session in range(n_sessions):
+        scene_rng = np.random.default_rng([seed, session])
+        world = simulate_trajectory(scene_rng, frames_per_session, view_size)
+        frames = np.sort(label_rng.choice(frames_per_session, labeled_per_session[session], replace=False))
+        per_view = []
+        for cam in cameras:
+            background = make_background(scene_rng, view_size)[:, :width]  # its floor half
+            video = out_dir / "videos" / f"session{session}_{cam.name}.mp4"
+            write_video(video, (render_camera_frame(parts, background, cam, view_size, scene_rng) for parts in world), fps)
+            keypoints = cam.project(world)
+            truth = video.with_name(f"{video.stem}_truth.csv")
+            write_pose_table(pose_table(keypoints, PARTS, SCORER, np.ones(keypoints.shape[:2])), truth)
+            videos.append(str(video))
+            truth_files.append(str(truth))
+            _save_frames(video, frames, out_dir / f"labeled-data/session{session}_{cam.name}", frames_per_session)
+            per_view.append(keypoints[frames])
+        rows += [(session, frame) for frame in frames.tolist()]
+        labels.append(np.stack(per_view))  # (V, n, K, 2)
+    labels = np.round(np.concatenate(labels, axis=1), 2)
+    labels[label_rng.random(labels.shape[:3]) < missing_prob] = np.nan
+    csv_files = []
+    for v, name in enumerate(views):
+        csv_file = out_dir / f"CollectedData_{name}.csv"
+        paths = [f"labeled-data/session{s}_{name}/img{f:08d}.png" for s, f in rows]
+        with atomic_path(csv_file) as tmp:
+            pose_table(labels[v], PARTS, SCORER, index=paths).to_csv(tmp)
+        csv_files.append(str(csv_file))
+    calibration = out_dir / "calibration.toml"
+    write_calibration(calibration, cameras)
+    fields = {
+        "view_names": views,
+        "csv_file": [Path(f).name for f in csv_files],
+        "keypoint_names": list(PARTS),
+        "num_keypoints": len(PARTS),
+        "columns_for_singleview_pca": list(range(len(PARTS))),
+        "calibration_file": calibration.name,
+        "image_height": height,
+        "image_width": width,
+        "fps": float(fps),
+        "seed": seed,
+    }
+    example_yaml = out_dir / "example.yaml"
+    with atomic_path(example_yaml) as tmp:
+        tmp.write_text(
+            "# The synthetic multi-camera example's settings; copy the data fields into the model config's data section.\n"
+            + yaml.safe_dump(fields, sort_keys=False, default_flow_style=None)
+        )
+    return {**fields, "out_dir": str(out_dir), "csv_files": csv_files, "videos": videos, "truth_files": truth_files, "example_yaml": str(example_yaml)}

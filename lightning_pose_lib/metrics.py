@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .calibration import reprojection_error as triangulate_and_reproject
 from .data.labels import Labels, read_pose_table
 from .errors import InputError
 
@@ -125,16 +126,19 @@ def truth_error(predictions: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(np.linalg.norm(points - true_points, axis=-1), index=predictions.index, columns=names)
 
 
-def pca_error(predictions: pd.DataFrame, pca) -> pd.DataFrame:
+def pca_error(predictions: pd.DataFrame, pca, views: int = 1) -> pd.DataFrame:
     """Distance between each predicted keypoint and its reconstruction by the model's Pose PCA
     (:class:`~lightning_pose_lib.pca.PosePCA`, pixels). Single-view: how far the pose is from the
-    plausible poses of the labels. Multiview (mirrored columns): how far the views of each body
-    part disagree with one 3D point, i.e. the multiview consistency error. NaN for keypoints the
-    PCA does not cover."""
+    plausible poses of the labels. Multiview (mirrored columns, or several cameras' views side by
+    side): how far the views of each body part disagree with one 3D point, i.e. the multiview
+    consistency error. NaN for keypoints the PCA does not cover. ``views`` > 1: the table holds
+    that many cameras' keypoints side by side, and a single-view PCA applies to each view."""
     points, _, names = keypoint_array(predictions)
-    if pca.groups.max() >= len(names):
-        raise ValueError(f"the {pca.kind} PCA uses keypoint {int(pca.groups.max())} but the predictions have {len(names)} keypoints")
-    return _per_keypoint(pca.reconstruction_error(points), predictions, names)
+    if pca.kind == "singleview" and views > 1:
+        points = points.reshape(len(points) * views, len(names) // views, 2)
+    if pca.groups.max() >= points.shape[1]:
+        raise ValueError(f"the {pca.kind} PCA uses keypoint {int(pca.groups.max())} but the predictions have {points.shape[1]} keypoints")
+    return _per_keypoint(pca.reconstruction_error(points).reshape(len(predictions), len(names)), predictions, names)
 
 
 def multiview_pca_error(view_tables: Sequence[pd.DataFrame], pca) -> list[pd.DataFrame]:
@@ -159,6 +163,19 @@ def multiview_pca_error(view_tables: Sequence[pd.DataFrame], pca) -> list[pd.Dat
         out.append(_per_keypoint(errors[:, start : start + len(view_names)], table, view_names))
         start += len(view_names)
     return out
+
+
+def reprojection_error(view_tables: Sequence[pd.DataFrame], cameras) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """Several calibrated cameras: each frame's keypoints triangulated from every view (DLT,
+    :mod:`~lightning_pose_lib.calibration`) and reprojected. Returns per view the distance between
+    its prediction and the reprojection (pixels), and the 3D points (columns keypoint x, y, z in
+    the calibration's units)."""
+    arrays = [keypoint_array(table) for table in view_tables]
+    world, errors = triangulate_and_reproject(cameras, np.stack([a[0] for a in arrays]))
+    names = arrays[0][2]
+    points = pd.DataFrame(world.reshape(len(world), -1), index=view_tables[0].index,
+                          columns=pd.MultiIndex.from_tuples([(n, c) for n in names for c in "xyz"], names=["bodyparts", "coords"]))
+    return [_per_keypoint(e, table, names) for e, table in zip(errors, view_tables)], points
 
 
 def stats(values) -> dict[str, float]:
@@ -211,8 +228,10 @@ def failed_among_siblings(errors: pd.Series, groups: pd.Series) -> pd.Series:
 # --- Metric files -------------------------------------------------------------------------------
 
 LABELED_METRICS = ("pixel_error", "pca_singleview_error", "pca_multiview_error")
-VIDEO_METRICS = ("temporal_norm", "pca_singleview_error", "pca_multiview_error", "truth_error")
-METRIC_SUFFIXES = tuple(f"_{m}.csv" for m in ("pixel_error", *VIDEO_METRICS))
+VIDEO_METRICS = ("temporal_norm", "pca_singleview_error", "pca_multiview_error", "reprojection_error", "truth_error")
+# Files beside the predictions that are no prediction tables: the metrics, and the 3D points of a
+# calibrated multi-camera session.
+METRIC_SUFFIXES = (*(f"_{m}.csv" for m in ("pixel_error", *VIDEO_METRICS)), "_3d.csv")
 
 
 def metric_path(predictions_path: str | os.PathLike, metric: str) -> Path:
@@ -231,8 +250,10 @@ def metrics_for(cfg: dict, labeled: bool) -> list[str]:
     names = ["pixel_error"] if labeled else ["temporal_norm"]
     if data["columns_for_singleview_pca"]:
         names.append("pca_singleview_error")
-    if data["mirrored_column_matches"]:
+    if data["mirrored_column_matches"] or data["view_names"]:
         names.append("pca_multiview_error")
+    if data["calibration_file"] and not labeled:
+        names.append("reprojection_error")
     return names
 
 

@@ -5,7 +5,8 @@ frame (upstream Lightning Pose fits in resized coordinates and applies in origin
 
 - ``singleview``: one row per frame, the x, y of the keypoints in ``data.columns_for_singleview_pca``;
 - ``multiview``: one row per (frame, body part), the x, y of that body part in every view
-  (``data.mirrored_column_matches``); a body part in 3D seen by V cameras spans 3 dimensions.
+  (``data.mirrored_column_matches``, or every keypoint of the cameras of ``data.view_names``, whose
+  views are laid side by side); a body part in 3D seen by V cameras spans 3 dimensions.
 
 The fit is NaN-aware, so frames with missing labels still contribute. Upstream takes the mean and
 covariance over every pair of values present; that estimate bends the subspace when a few labels
@@ -181,16 +182,31 @@ def fit_model_pcas(cfg: dict, keypoints: np.ndarray, model_dir: str | os.PathLik
     ``model_dir`` is given, so prediction and metrics never refit them."""
     data, losses = cfg["data"], cfg["losses"]
     pcas = {}
+    views = len(data["view_names"] or [1])
     if data["columns_for_singleview_pca"]:
         s = losses["pca_singleview"]
-        pcas["singleview"] = fit_pca("singleview", keypoints, [data["columns_for_singleview_pca"]], s["components_to_keep"], s["epsilon"], s["empirical_epsilon_percentile"])
-    if data["mirrored_column_matches"]:
+        # Several cameras: one PCA for every view's poses (the network is shared by the views).
+        per_view = keypoints.reshape(len(keypoints), views, -1, 2).reshape(len(keypoints) * views, -1, 2)
+        pcas["singleview"] = fit_pca("singleview", per_view, [data["columns_for_singleview_pca"]], s["components_to_keep"], s["epsilon"], s["empirical_epsilon_percentile"])
+    groups = multiview_groups(cfg, keypoints.shape[1])
+    if groups:
         m = losses["pca_multiview"]
-        pcas["multiview"] = fit_pca("multiview", keypoints, data["mirrored_column_matches"], m["components_to_keep"], m["epsilon"], m["empirical_epsilon_percentile"])
+        pcas["multiview"] = fit_pca("multiview", keypoints, groups, m["components_to_keep"], m["epsilon"], m["empirical_epsilon_percentile"])
     if model_dir is not None:
         for kind, pca in pcas.items():
             pca.save(pca_path(model_dir, kind))
     return pcas
+
+
+def multiview_groups(cfg: dict, num_keypoints: int) -> list[list[int]] | None:
+    """The multiview PCA's keypoint groups (one list per view) for keypoints laid out as one
+    frame of ``num_keypoints``: ``data.mirrored_column_matches``, or with several cameras every
+    keypoint of every view (view v's keypoint k is v * K + k); None without views."""
+    data = cfg["data"]
+    if data["view_names"]:
+        per_view = num_keypoints // len(data["view_names"])
+        return [list(range(v * per_view, (v + 1) * per_view)) for v in range(len(data["view_names"]))]
+    return data["mirrored_column_matches"] or None
 
 
 def load_model_pcas(model_dir: str | os.PathLike) -> dict[str, PosePCA]:

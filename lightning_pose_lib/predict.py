@@ -66,22 +66,28 @@ def default_device() -> torch.device:
 
 @torch.inference_mode()
 def predict_labeled(model: PoseModel, dataset, batch_size: int = 32, precision: str = "fp32") -> pd.DataFrame:
-    """Predictions for every labeled frame, with a trailing ``set`` column (train/validation/...)."""
+    """Predictions for every labeled frame, with a trailing ``set`` column (train/validation/...).
+    Several cameras: each view's frames predicted by the one network, the views side by side as in
+    ``dataset.labels``."""
     from .data.labeled import LabeledFrames
 
     model.eval()
     device = model.device
-    frames = LabeledFrames(dataset.labels, dataset.data_dir, model.input_hw, context=model.is_context)
     keypoints, likelihood = [], []
-    for start in range(0, len(frames), batch_size):
-        images = frames.images[start : start + batch_size].to(device).float().div_(255.0)
-        with _autocast(model, precision):
-            out = model(images)
-        sizes = frames.orig_hw[start : start + batch_size, None]  # (B, 1, 2): each frame's own size
-        keypoints.append(rescale_points(out["keypoints"].float().cpu(), model.input_hw, sizes).numpy())
-        likelihood.append(out["likelihood"].float().cpu().numpy())
+    for labels in dataset.view_labels:
+        frames = LabeledFrames(labels, dataset.data_dir, model.input_hw, context=model.is_context)
+        for start in range(0, len(frames), batch_size):
+            images = frames.images[start : start + batch_size].to(device).float().div_(255.0)
+            with _autocast(model, precision):
+                out = model(images)
+            sizes = frames.orig_hw[start : start + batch_size, None]  # (B, 1, 2): each frame's own size
+            keypoints.append(rescale_points(out["keypoints"].float().cpu(), model.input_hw, sizes).numpy())
+            likelihood.append(out["likelihood"].float().cpu().numpy())
+    views = len(dataset.view_labels)
+    keypoints = np.concatenate(np.array_split(np.concatenate(keypoints), views), axis=1)  # views side by side
+    likelihood = np.concatenate(np.array_split(np.concatenate(likelihood), views), axis=1)
     scorer = f"{model.model_type}_tracker"
-    table = pose_table(np.concatenate(keypoints), dataset.labels.keypoint_names, scorer, np.concatenate(likelihood), dataset.labels.image_paths)
+    table = pose_table(keypoints, dataset.labels.keypoint_names, scorer, likelihood, dataset.labels.image_paths)
     table[("set", "", "")] = dataset.sets
     return table
 

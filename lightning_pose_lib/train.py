@@ -52,6 +52,8 @@ from . import checkpoints
 from . import config as config_lib
 from .callbacks import LastCheckpoint, ResumableTraining, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
+from .data.multiview import MultiviewFrames, session_loader
+from .data.sessions import group_sessions
 from .data.unlabeled import unlabeled_loader
 from .streams import compute_stream
 from .dataset import load_dataset, resolve
@@ -143,14 +145,15 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     pl.seed_everything(train_cfg["rng_seed_model_pt"], workers=True, verbose=False)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
     context = cfg["model"]["do_context"]
-    train_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("train"), context=context)
-    val_set = LabeledFrames(dataset.labels, dataset.data_dir, size_hw, dataset.rows("validation"), context=context)
+    train_set = labeled_frames(dataset, size_hw, dataset.rows("train"), context)
+    val_set = labeled_frames(dataset, size_hw, dataset.rows("validation"), context)
     pcas = _fit_pcas(cfg, dataset, model_dir if rank == 0 else None)  # the same fit on every rank, saved once
     train_loader = _train_loader(cfg, dataset, train_set, size_hw, rank=rank, world_size=world_size)
     resumable.train_loader = train_loader
     val_loader = DataLoader(val_set, batch_size=train_cfg["val_batch_size"], num_workers=0)
 
-    model = PoseModel(cfg, dataset.labels.num_keypoints, dataset.labels.keypoint_names)
+    per_view = dataset.view_labels[0]  # the network predicts one view's keypoints, for every view
+    model = PoseModel(cfg, per_view.num_keypoints, per_view.keypoint_names)
     model.use_unsupervised_losses(pcas)
     if cfg["model"]["checkpoint"]:
         checkpoints.load_weights(model, cfg["model"]["checkpoint"])
@@ -252,8 +255,19 @@ def _train_loader(cfg: dict, dataset, train_set, size_hw, rank: int = 0, world_s
     dali = cfg["dali"]
     length = dali["context"]["train"]["batch_size"] if cfg["model"]["do_context"] else dali["base"]["train"]["sequence_length"]
     seed = unlabeled_seed(dali["general"]["seed"] + train_cfg["rng_seed_model_pt"], rank)
-    unlabeled = unlabeled_loader(list_videos(video_dir), length, size_hw, seed, backend=dali["backend"])
+    if dataset.view_names:
+        sessions = group_sessions(list_videos(video_dir), dataset.view_names)
+        unlabeled = session_loader(sessions, length, size_hw, seed)
+    else:
+        unlabeled = unlabeled_loader(list_videos(video_dir), length, size_hw, seed, backend=dali["backend"])
     return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
+
+
+def labeled_frames(dataset, size_hw, rows, context: bool):
+    """The labeled frames of ``rows``; with several cameras, every view of each."""
+    if dataset.view_names:
+        return MultiviewFrames(dataset.views, dataset.data_dir, size_hw, rows, context=context)
+    return LabeledFrames(dataset.labels, dataset.data_dir, size_hw, rows, context=context)
 
 
 def unlabeled_seed(seed: int, rank: int) -> int:

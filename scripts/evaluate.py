@@ -6,9 +6,13 @@ Next to every predictions file ``<stem>.csv`` (``predictions.csv`` on labeled fr
 ``video_preds/<video>.csv`` on videos) it writes one table per metric, per frame and keypoint in
 pixels: ``<stem>_pixel_error.csv`` (labeled frames, with their set), ``<stem>_temporal_norm.csv``
 (videos), ``<stem>_truth_error.csv`` (videos with the truth of every frame beside them,
-``<video stem>_truth.csv``, as the generated example has), and ``<stem>_pca_singleview_error.csv``
-/ ``<stem>_pca_multiview_error.csv`` when the model config sets ``data.columns_for_singleview_pca`` / ``data.mirrored_column_matches`` (from the
-model's saved ``pca_*.npz``). Then ``metrics/summary.json``: mean, median and standard deviation of
+``<video stem>_truth.csv``, as the generated example has), and ``<stem>_pca_singleview_error.csv`` / ``<stem>_pca_multiview_error.csv`` when the
+model config sets ``data.columns_for_singleview_pca`` / ``data.mirrored_column_matches`` or
+``data.view_names`` (from the model's saved ``pca_*.npz``). Several cameras: a video's
+``<session>_<view>_pca_multiview_error.csv`` is the consistency of the session's views (read from
+the ``<session>_<view>.csv`` beside it), and with ``data.calibration_file``
+``<session>_<view>_reprojection_error.csv`` is each keypoint's distance to its triangulated 3D
+point reprojected into that view; the 3D points go to ``<session>_3d.csv``. Then ``metrics/summary.json``: mean, median and standard deviation of
 each metric (per set on labeled frames, over all videos), per keypoint and per video, the number of
 training frames and the mean-pose baseline.
 
@@ -29,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from lightning_pose_lib.cli import ArgumentParser, run
+from lightning_pose_lib.calibration import read_calibration
 from lightning_pose_lib.config import read_yaml
+from lightning_pose_lib.data.sessions import split_view
 from lightning_pose_lib.video import VIDEO_SUFFIXES
 from lightning_pose_lib.dataset import load_dataset, resolve
 from lightning_pose_lib.errors import InputError
@@ -42,10 +48,12 @@ from lightning_pose_lib.metrics import (
     mean_pose_baseline,
     metric_path,
     metrics_for,
+    multiview_pca_error,
     pca_error,
     pixel_error,
     read_metric,
     read_predictions,
+    reprojection_error,
     stats,
     stats_by_set,
     temporal_norm,
@@ -78,18 +86,49 @@ def write_metric(model_dir, predictions_path, metric: str, out=None, video=None)
     elif metric in ("pca_singleview_error", "pca_multiview_error"):
         kind = metric.split("_")[1]
         pca = load_model_pcas(model_dir).get(kind)
+        views = read_yaml(model_dir / "config.yaml")["data"]["view_names"]
         if pca is None:
             # Training saves a PCA only when it can be fitted (enough fully labeled frames); it is
             # never refitted here. The table stays, all NaN, so the model still has its row.
             logging.warning("%s not found (training could not fit it): %s is NaN", pca_path(model_dir, kind), metric)
             table = _nan_table(predictions)
+        elif views and SET_COLUMN not in predictions.columns and kind == "multiview":
+            # One camera's video: the consistency of its session's views.
+            tables, me = session_tables(predictions_path, predictions, views)
+            try:
+                table = multiview_pca_error(tables, pca)[me]
+            except ValueError as err:
+                raise InputError(predictions_path, f"does not fit its session's other views: {err}") from None
         else:
-            table = pca_error(predictions, pca)
+            table = pca_error(predictions, pca, views=len(views) if views and SET_COLUMN in predictions.columns else 1)
+    elif metric == "reprojection_error":
+        data = read_yaml(model_dir / "config.yaml")["data"]
+        cameras = read_calibration(resolve(Path(data["data_dir"] or "."), data["calibration_file"]), data["view_names"])
+        tables, me = session_tables(predictions_path, predictions, data["view_names"])
+        errors, points = reprojection_error(tables, cameras)
+        table = errors[me]
+        # The 3D points beside the session's predictions (the same for every view: written by each).
+        session = split_view(predictions_path.stem, data["view_names"])[0]
+        write_csv(points, predictions_path.with_name(f"{session}_3d.csv"))
     else:
         raise ValueError(f"unknown metric {metric!r}")
     out = Path(out) if out is not None else metric_path(predictions_path, metric)
     write_csv(table, out)
     return out
+
+
+def session_tables(predictions_path: Path, predictions, view_names) -> tuple[list, int]:
+    """Several cameras: the prediction tables of every view of the session of ``predictions_path``
+    (``<session>_<view>.csv``, beside it), and the index of its own view."""
+    parsed = split_view(predictions_path.stem, view_names)
+    if parsed is None:
+        raise InputError(predictions_path, f"a multi-camera model's predictions must be named <session>_<view>.csv with a view of {', '.join(view_names)}")
+    session, view = parsed
+    tables = [predictions if v == view else read_predictions(predictions_path.with_name(f"{session}_{v}{predictions_path.suffix}")) for v in view_names]
+    for v, table in zip(view_names, tables):
+        if len(table) != len(predictions):
+            raise InputError(predictions_path.with_name(f"{session}_{v}{predictions_path.suffix}"), f"has {len(table)} frames but {predictions_path.name} has {len(predictions)}: all views of a session must have the same frame count")
+    return tables, list(view_names).index(view)
 
 
 @functools.lru_cache(maxsize=None)

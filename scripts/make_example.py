@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Generate the synthetic example dataset (see lightning_pose_lib.example).
 
-``make_example.py OUT_DIR [--seed N] [--sessions N] [--frames N] [--labeled N]``
+``make_example.py OUT_DIR [--seed N] [--sessions N] [--frames N] [--labeled N] [--cameras 2|3]``
+
+``--cameras``: the multi-camera variant (the animal filmed by 2 or 3 synchronized cameras, one
+video and one label CSV per camera, and their calibration) instead of the two-view mirrored frame.
 
 From the workflow (workflow/rules/example.smk) the settings come from ``params.settings`` and the
 dataset folder is the folder of the ``labels`` output.
@@ -21,9 +24,10 @@ def cli_main(argv=None):
     parser.add_argument("--sessions", type=int, default=3, help="videos to render (default 3)")
     parser.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
     parser.add_argument("--labeled", type=int, default=120, help="labeled frames in total (default 120)")
+    parser.add_argument("--cameras", type=int, choices=[2, 3], default=0, help="film the animal with this many synchronized cameras (one video and label CSV each)")
     args = parser.parse_args(argv)
     try:
-        result = make_example(args.out_dir, seed=args.seed, n_sessions=args.sessions, frames_per_session=args.frames, n_labeled=args.labeled)
+        result = make_example(args.out_dir, seed=args.seed, n_sessions=args.sessions, frames_per_session=args.frames, n_labeled=args.labeled, cameras=args.cameras)
     except ValueError as error:
         parser.error(str(error))
     print(f"wrote {result['csv_file']}, {len(result['videos'])} videos and {result['example_yaml']}")
@@ -32,11 +36,12 @@ def cli_main(argv=None):
 def rule_main(smk):
     settings = smk.params.settings
     make_example(
-        Path(smk.output.labels).parent,
+        Path(smk.output.labels[0] if isinstance(smk.output.labels, list) else smk.output.labels).parent,
         seed=settings["seed"],
         n_sessions=settings["sessions"],
         frames_per_session=settings["frames"],
         n_labeled=settings["labeled"],
+        cameras=settings["cameras"],
     )
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Predict videos with a trained model: ``predict.py --model-dir DIR --output-dir OUT VIDEO [VIDEO ...]``.
 
-Writes ``OUT/<video_stem>.csv`` and ``OUT/<video_stem>.h5`` per video. The model is loaded once for
+Writes ``OUT/<video_stem>.csv`` and ``OUT/<video_stem>.h5`` per video. A multi-camera model
+(``data.view_names``) takes whole sessions, every view's video ``<session>_<view>.mp4``, and
+writes ``OUT/<session>_<view>.csv/.h5`` per view. The model is loaded once for
 all videos; videos whose outputs exist are skipped unless ``--overwrite``. A video that fails (bad
 file) does not stop the others; the run then ends with an error naming every failed video.
 
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 
 from lightning_pose_lib.cli import ArgumentParser, positive_int, run
+from lightning_pose_lib.config import read_yaml
+from lightning_pose_lib.data.sessions import check_frame_counts, group_sessions
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.io import write_text_atomic
 from lightning_pose_lib.locks import model_lock
@@ -38,6 +42,7 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, de
 
 def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compile, allow_incomplete):
     started = time.perf_counter()
+    check_sessions(model_dir, [video for video, _, _ in jobs])
     from lightning_pose_lib.predict import default_device, load_model, predict_videos
 
     is_done = is_done or (lambda csv, h5: Path(csv).exists() and Path(h5).exists())
@@ -68,6 +73,16 @@ def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compil
     if failed:
         raise InputError(None, f"{len(failed)} of {len(todo)} videos failed: " + "; ".join(map(str, failed)))
     return {"model_ready_s": round(model_ready_s, 3), "videos": records}
+
+
+def check_sessions(model_dir, videos) -> None:
+    """A multi-camera model (``data.view_names``) predicts whole sessions: every view's video of
+    each session, ``<session>_<view>.<ext>``, all of one frame count; InputError otherwise."""
+    config = Path(model_dir) / "config.yaml"
+    views = read_yaml(config)["data"]["view_names"] if config.is_file() else None
+    if views:
+        for session_videos in group_sessions(videos, views).values():
+            check_frame_counts(session_videos)
 
 
 def cli_main(argv=None):

@@ -45,6 +45,8 @@ STAND_INS = {
     ".venv/bin/snakemake --profile profiles/default --config 'datasets={example: {variants: [supervised]}}'":
         ".venv/bin/snakemake --profile profiles/default --config 'datasets={example: {variants: [supervised]}}' -n",
     "snakemake --profile profiles/default": "snakemake --profile profiles/default -n",
+    "snakemake --profile profiles/default results/cams/summary.csv --configfile config/multicam.yaml":
+        "snakemake --profile profiles/default results/cams/summary.csv --configfile config/multicam.yaml -n",
     "snakemake --profile profiles/slurm": "snakemake --profile profiles/slurm -n",  # submits nothing
     "snakemake --profile profiles/slurm benchmark_all": "snakemake --profile profiles/slurm benchmark_all -n",
     "snakemake --profile profiles/slurm results/benchmarks/example/throughput_context.json":
@@ -74,6 +76,7 @@ STAND_INS = {
     ".venv/bin/python scripts/fiftyone_app.py example": ".venv/bin/python scripts/fiftyone_app.py --help",
     ".venv/bin/python tests/fiftyone_checks.py . example docs/fiftyone.png": ".venv/bin/python -c \"import sys; sys.path.insert(0, 'tests'); import fiftyone_checks\"",
     "python scripts/ensemble.py --out-dir DIR MODEL_DIR MODEL_DIR ...": SCRIPT_HELP["ensemble"],
+    "python scripts/make_example.py /tmp/cams --cameras 3": SCRIPT_HELP["make_example"],  # writes outside the clone
 }
 
 

@@ -40,7 +40,7 @@ def _paths(source: Path) -> tuple[Path, Path, Path | None]:
         raise InputError(source, f"data.data_dir {raw!r} not found (tried {', '.join(map(str, candidates))})")
     csv_file = data.get("csv_file", "CollectedData.csv")
     if not isinstance(csv_file, str):
-        raise InputError(source, "data.csv_file: a multiview project (a list of label files) cannot be imported; one label file is supported")
+        raise InputError(source, "data.csv_file: a multiview project (a list of label files) is not imported; use its folder as a dataset's data_dir with csv_file as this list and model_config data.view_names (README: several synchronized cameras)")
     video_dir = data.get("video_dir")
     return data_dir, data_dir / csv_file, None if not video_dir else data_dir / video_dir
 

@@ -41,6 +41,8 @@ class PoseModel(pl.LightningModule):
         model_cfg = cfg["model"]
         self.model_type = model_cfg["model_type"]
         self.is_context = self.model_type == "heatmap_mhcrnn"
+        # Several cameras: every view's frames go through this one network, stacked into the batch.
+        self.num_views = len(cfg["data"]["view_names"] or [None])
         dims = cfg["data"]["image_resize_dims"]
         self.input_hw = (dims["height"], dims["width"])
         self.heatmap_hw = (dims["height"] // HEATMAP_STRIDE, dims["width"] // HEATMAP_STRIDE)
@@ -70,7 +72,7 @@ class PoseModel(pl.LightningModule):
             if name.startswith("pca_"):
                 kind = name.removeprefix("pca_")
                 if kind not in pcas:
-                    key = "columns_for_singleview_pca" if kind == "singleview" else "mirrored_column_matches"
+                    key = "columns_for_singleview_pca" if kind == "singleview" else "mirrored_column_matches (or data.view_names)"
                     raise InputError("config", f"loss {name} needs data.{key}")
                 params["pca"] = pcas[kind]
             self.unsupervised[name] = build_loss(name, **params)
@@ -179,12 +181,28 @@ class PoseModel(pl.LightningModule):
             for prefix in heads:
                 keypoints = torch.stack([rescale_points(o[f"{prefix}keypoints"], self.input_hw, hw) for o, hw in zip(outs, orig_hw)])
                 likelihood = torch.stack([o[f"{prefix}likelihood"] for o in outs])
+                if name == "pca_multiview" and self.num_views > 1:
+                    # The clips are the views of each session's clip (view-major): lay each
+                    # frame's views side by side, as the multiview PCA was fitted.
+                    keypoints, likelihood = self.views_side_by_side(keypoints), self.views_side_by_side(likelihood)
                 values.append(loss_fn({"keypoints": keypoints, "likelihood": likelihood}))
             value = torch.stack(values).mean()
             weighted = self.importance * weight_from_log_weight(self.cfg["losses"][name]["log_weight"]) * value
             losses[f"{name}_loss"], losses[f"{name}_loss_weighted"] = value, weighted
             losses["total"] = losses["total"] + weighted
         return losses
+
+    def views_side_by_side(self, values: torch.Tensor) -> torch.Tensor:
+        """(C x V, T, K, ...) per-view clip values, the V views of each clip in a row -> (C, T, V x K, ...)."""
+        views = values.unflatten(0, (-1, self.num_views))  # (C, V, T, K, ...)
+        return views.transpose(1, 2).flatten(2, 3)
+
+    def stack_views(self, batch: dict, keys: tuple[str, ...]) -> dict:
+        """Several cameras: each item's views (dim 1) become items of their own, view-major within
+        each item, so one network sees every view's frames."""
+        if self.num_views == 1:
+            return batch
+        return {**batch, **{key: batch[key].flatten(0, 1) for key in keys}}
 
     def on_train_epoch_start(self) -> None:
         # Once an epoch, not in every step: logging a number copies it to the GPU, and that copy
@@ -221,10 +239,11 @@ class PoseModel(pl.LightningModule):
         return {**{name: value.detach() for name, value in losses.items()}, "total_loss": total}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        labeled = batch["labeled"] if "labeled" in batch else batch
+        labeled = self.stack_views(batch["labeled"] if "labeled" in batch else batch, ("image", "keypoints", "orig_hw"))
         inputs = [labeled["image"], labeled["keypoints"]]
         if "unlabeled" in batch and len(self.unsupervised):
-            inputs += [batch["unlabeled"]["frames"], batch["unlabeled"]["orig_hw"]]
+            unlabeled = self.stack_views(batch["unlabeled"], ("frames", "orig_hw"))
+            inputs += [unlabeled["frames"], unlabeled["orig_hw"]]
         self.importance.fill_(self.unsupervised_importance())  # a number as kernel argument: no copy
         losses = self._graphed_training_losses(inputs)
         if self._writes_step_logs():
@@ -273,6 +292,7 @@ class PoseModel(pl.LightningModule):
                 torch.distributed.broadcast(buffer, src=0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        batch = self.stack_views(batch, ("image", "keypoints", "orig_hw"))
         out = self(self._unit_range(batch["image"]))
         loss = self._supervised_loss(out, batch["keypoints"])
         # Validation values are averaged over the devices of a multi-device run (sync_dist): every

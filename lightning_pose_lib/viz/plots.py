@@ -93,6 +93,7 @@ VIDEO_METRIC_LABELS = {
     "temporal_norm": ("Temporal norm", "distance moved since the previous frame (px)"),
     "pca_singleview_error": ("Pose PCA error", "distance to the PCA reconstruction (px)"),
     "pca_multiview_error": ("Multiview consistency (PCA) error", "distance to the PCA reconstruction (px)"),
+    "reprojection_error": ("3D reprojection error", "distance to the triangulated point reprojected (px)"),
 }
 
 

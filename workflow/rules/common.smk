@@ -141,8 +141,26 @@ def data_dir(dataset):
     return Path(DATASETS[dataset]["data_dir"])
 
 
+def example_cameras(dataset):
+    """The camera names of a generated multi-camera example (none for other datasets)."""
+    example = DATASETS[dataset]["example"]
+    if example is None or not example["cameras"]:
+        return []
+    from lightning_pose_lib.example import CAMERA_NAMES
+
+    return list(CAMERA_NAMES[: example["cameras"]])
+
+
+def dataset_csv_file(dataset):
+    """The label CSV(s), relative to data_dir: a generated multi-camera example's are known."""
+    cameras = example_cameras(dataset)
+    return [f"CollectedData_{c}.csv" for c in cameras] if cameras else DATASETS[dataset]["csv_file"]
+
+
 def dataset_labels(dataset):
-    return str(data_dir(dataset) / DATASETS[dataset]["csv_file"])
+    """The label CSV, or with several cameras the list of the views' CSVs."""
+    csv_file = dataset_csv_file(dataset)
+    return [str(data_dir(dataset) / f) for f in csv_file] if isinstance(csv_file, list) else str(data_dir(dataset) / csv_file)
 
 
 def labels_csv(wildcards):
@@ -152,7 +170,9 @@ def labels_csv(wildcards):
 def model_config(dataset, model_id):
     """The resolved model config of one model: base file, dataset, variant, sweep cell, seed."""
     ds = DATASETS[dataset]
-    paths = {"data": {"data_dir": str(data_dir(dataset)), "csv_file": ds["csv_file"], "video_dir": ds["video_dir"]}}
+    paths = {"data": {"data_dir": str(data_dir(dataset)), "csv_file": dataset_csv_file(dataset), "video_dir": ds["video_dir"]}}
+    if example_cameras(dataset):
+        paths["data"]["view_names"] = example_cameras(dataset)
     try:
         return load_config(config["model_config"], imported_model_config(dataset), paths, ds["model_config"], MODELS[dataset][model_id]["overrides"])
     except InputError as err:
@@ -168,7 +188,8 @@ def dataset_videos(dataset):
     ds = DATASETS[dataset]
     root = data_dir(dataset)
     if ds["example"] is not None:  # generated: the names are known before the files exist
-        return {f"session{i}": str(root / "videos" / f"session{i}.mp4") for i in range(ds["example"]["sessions"])}
+        names = [f"session{i}{view}" for i in range(ds["example"]["sessions"]) for view in ([f"_{c}" for c in example_cameras(dataset)] or [""])]
+        return {name: str(root / "videos" / f"{name}.mp4") for name in names}
     videos = {}
     for entry in ds["predict_videos"] if ds["import"] is None else imported_videos(dataset):
         path = root / entry
@@ -344,13 +365,30 @@ def diagnostics_targets(dataset):
 
 
 # --- Batch prediction: videos in chunks, one model load per chunk (rules/predict.smk) ------------
+from lightning_pose_lib.data.sessions import group_sessions
 
 
 def _video_chunks(dataset):
-    """{chunk id: [video stems]}: the dataset's videos in name order, predict.videos_per_job each."""
-    stems = sorted(VIDEOS[dataset])
+    """{chunk id: [video stems]}: the dataset's videos in name order, predict.videos_per_job each;
+    with several cameras whole sessions (all views of one session in one job, at least one
+    session per job)."""
     size = config["predict"]["videos_per_job"]
-    return {f"chunk{i // size:04d}": stems[i : i + size] for i in range(0, len(stems), size)}
+    views = dataset_view_names(dataset)
+    if not views:
+        stems = sorted(VIDEOS[dataset])
+        return {f"chunk{i // size:04d}": stems[i : i + size] for i in range(0, len(stems), size)}
+    try:
+        sessions = [[Path(v).stem for v in videos] for videos in group_sessions(list(VIDEOS[dataset].values()), views).values()]
+    except InputError as err:
+        raise WorkflowError(f"dataset {dataset}: {err}")
+    per_job = max(1, size // len(views))
+    return {f"chunk{i // per_job:04d}": [s for session in sessions[i : i + per_job] for s in session] for i in range(0, len(sessions), per_job)}
+
+
+def dataset_view_names(dataset):
+    """data.view_names of a dataset's models (a property of the data: the same for all of them)."""
+    models = list(MODELS[dataset])
+    return model_config(dataset, models[0])["data"]["view_names"] if models else None
 
 
 CHUNKS = {dataset: _video_chunks(dataset) for dataset in DATASETS}

@@ -1,7 +1,8 @@
 # Video prediction in two steps, so that a job loads the model once for many videos and finished
 # predictions survive any failure:
 #
-# 1. predict_videos (GPU job): one per model x chunk of `predict.videos_per_job` videos. It predicts
+# 1. predict_videos (GPU job): one per model x chunk of `predict.videos_per_job` videos (with several
+#    cameras, whole sessions: every view of a session in one job). It predicts
 #    each video of its chunk into the model's prediction store video_preds/.store/ and skips the
 #    videos the store already holds from the current checkpoint. The store is no rule's declared
 #    output, so Snakemake never deletes it -- not before a rerun and not after a failure. The job's

@@ -26,4 +26,4 @@ def test_runs_a_benchmark_by_name_with_its_arguments():
 def test_an_unknown_name_is_one_line_naming_the_choices():
     out = subprocess.run([*ENTRY, "decode_overlap"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 1
-    assert out.stderr.strip() == "error: no benchmark named 'decode_overlap' (available: augmentation_seeds, cold_start, ddp_scaling, ensemble_fusion, planning, table_writing, throughput, train_step)"
+    assert out.stderr.strip() == "error: no benchmark named 'decode_overlap' (available: augmentation_seeds, cold_start, ddp_scaling, ensemble_fusion, multicam, planning, table_writing, throughput, train_step)"

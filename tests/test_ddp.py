@@ -216,7 +216,7 @@ def test_every_rank_validates_rank_0s_statistics(tmp_path):
     assert rank0.keys() == rank1.keys() and any("running_mean" in name for name in rank0)
     for name in rank0:
         torch.testing.assert_close(rank1[name], rank0[name], msg=name)
-    assert torch.equal(rank0["backbone.bn1.running_var"], torch.ones(64) + 1.0)  # rank 0's own, not rank 1's
+    assert torch.equal(rank0["backbone.net.bn1.running_var"], torch.ones(64) + 1.0)  # rank 0's own, not rank 1's
 
 
 def test_labeled_batches_are_put_together_in_a_worker_on_gpus_only(monkeypatch):

@@ -45,6 +45,16 @@ def tiny_overrides(data_dir, **extra) -> list[str]:
     }
     return [f"{k}={v}" for k, v in items.items()]
 
+
+def logged_scalars(model_dir) -> set[str]:
+    """The scalar tags a training wrote to TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((model_dir / "tb_logs").rglob("events.out.tfevents.*"))))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
 # Half a unit of the 4th decimal, which the CSV keeps; a tie (74.90625 written 74.9062) reaches it
 # exactly, and its float64 difference is a hair above.
 CSV_ROUNDING = 5e-5 + 1e-9

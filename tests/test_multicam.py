@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, logged_scalars, tiny_overrides
 from lightning_pose_lib.calibration import read_calibration, reprojection_error, rodrigues_matrix, rodrigues_vector, triangulate
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labels import read_pose_table
@@ -156,6 +156,27 @@ def test_pca_multiview_loss_ties_the_cameras_together(cams):
     shifted = clips.clone()
     shifted[2] = torch.tensor(truth(cams, "session0")[2, 20:28], dtype=torch.float32)  # another instant
     assert loss({"keypoints": model.views_side_by_side(shifted), "likelihood": fused["likelihood"]}).item() > 1.0
+
+
+def test_context_model_trains_across_cameras_and_predicts_a_session(cams, tmp_path):
+    """The context model (heatmap_mhcrnn) on three cameras: one network, pca_multiview across the
+    views and temporal per view, then predict.py on a whole session writes each view's table and
+    both heads' predictions."""
+    from lightning_pose_lib.train import train
+
+    cfg = cams_config(cams, **{"model.model_type": "heatmap_mhcrnn", "model.do_context": "true", "data.video_dir": "videos",
+                               "model.losses_to_use": "[temporal,pca_multiview]", "training.max_epochs": 1})
+    train(cfg, tmp_path / "m")
+    assert {"train_temporal_loss", "train_pca_multiview_loss"} <= logged_scalars(tmp_path / "m")
+    videos = [str(cams / "videos" / f"session1_{v}.mp4") for v in VIEWS]
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "predict.py"), "--model-dir", str(tmp_path / "m"), "--output-dir", str(tmp_path / "p"), *videos],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for view in VIEWS:
+        table = read_pose_table(tmp_path / "p" / f"session1_{view}.csv")
+        assert table.shape == (30, 18) and not table.isna().any().any()
+        for head in ("static", "context"):
+            assert len(read_pose_table(tmp_path / "p" / "heads" / f"session1_{view}_{head}.csv")) == 30
 
 
 def test_config_needs_one_csv_per_view(cams):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, logged_scalars, tiny_overrides
 from lightning_pose_lib.callbacks import TrainingSpeed
 from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
@@ -176,14 +176,6 @@ SEMI = {
     "callbacks.anneal_weight.freeze_until_epoch": 0,
     "training.max_epochs": 1,
 }
-
-
-def logged_scalars(model_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(next((model_dir / "tb_logs").rglob("events.out.tfevents.*"))))
-    events.Reload()
-    return set(events.Tags()["scalars"])
 
 
 def test_semi_supervised_training_logs_every_selected_loss(example_dir, tmp_path):

@@ -145,7 +145,8 @@ def test_ensemble_outputs_and_a_changed_ensemble_reruns_only_the_fusion(finished
     config = {"datasets": {"example": {"ensembles": {"both": {"models": ["supervised__seed=0"]}}}}}  # merged into config.yaml's
     (workdir / "one_member.yaml").write_text(yaml.safe_dump(config))
     jobs = dry_run_jobs(workdir, "--configfile", "one_member.yaml")
-    assert jobs["ensemble_video"] == "2" and not {"train", "predict_videos", "video_prediction", "evaluate_example"} & set(jobs), jobs
+    assert jobs["ensemble_video"] == "2" and not {"train", "predict_videos", "video_prediction"} & set(jobs), jobs
+    assert not any(job.startswith("evaluate_example_") for job in jobs), jobs
 
 
 def test_report(finished):
@@ -227,7 +228,7 @@ def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
     # video, and the gallery (its model's pixel errors are rewritten).
     # The ensemble fuses that video again and follows the same way.
     assert jobs == {
-        "all": "1", "video_prediction": "1", "evaluate_example": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1",
+        "all": "1", "video_prediction": "1", "evaluate_example_0": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1",
         "ensemble_video": "1", "ensemble_labeled": "1", "evaluate_ensemble_example_both": "1", "plot_ensemble_trace": "1", "ensemble_labeled_video": "1",
         "total": "12",
     }, out.stdout

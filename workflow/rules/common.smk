@@ -295,15 +295,6 @@ def model_metric_names(dataset, model, labeled):
     return tuple(metrics_for(model_config(dataset, model), labeled)) + truth
 
 
-def models_by_metrics(dataset):
-    """{(labeled metrics, video metrics): [models]} of a dataset (one evaluation rule each)."""
-    groups = {}
-    for model in MODELS[dataset]:
-        key = (model_metric_names(dataset, model, True), model_metric_names(dataset, model, False))
-        groups.setdefault(key, []).append(model)
-    return groups
-
-
 def video_metric_pairs(dataset, model):
     """(video, metric) of every video metric file of a model or ensemble, in a fixed order."""
     if model in ENSEMBLES[dataset]:

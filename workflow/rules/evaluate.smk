@@ -6,14 +6,18 @@ MODEL = model_dir("{dataset}", "{model}")
 
 # One evaluation job per model writes every metric table of that model. The tables a model gets
 # depend on its config (the PCA errors) and on its dataset's videos, and a rule's outputs must be
-# fixed patterns, so there is one rule per dataset and set of metrics, for the models sharing it.
+# fixed patterns, so each model has its own rule, without wildcards: Snakemake then finds the
+# producer of a file by its whole path, where a shared {model} pattern made every lookup try every
+# video's metric file (planning time grew with the square of the videos).
 for _dataset in DATASETS:
-    for _i, ((_labeled, _video), _models) in enumerate(models_by_metrics(_dataset).items()):
-        _dir = model_dir(_dataset, "{model}")
+    for _i, _model in enumerate(MODELS[_dataset]):
+        _dir = model_dir(_dataset, _model)
+        _labeled = model_metric_names(_dataset, _model, True)
+        _video = model_metric_names(_dataset, _model, False)
 
         rule:
             name:
-                f"evaluate_{_dataset}" + (f"_{_i}" if _i else "")
+                f"evaluate_{_dataset}_{_i}"
             input:
                 predictions=f"{_dir}/predictions.csv",
                 status=f"{_dir}/train_status.json",  # config.yaml and the saved PCAs are complete
@@ -22,19 +26,17 @@ for _dataset in DATASETS:
                 labeled=[f"{_dir}/predictions_{m}.csv" for m in _labeled],
                 videos=[f"{_dir}/video_preds/{v}_{m}.csv" for v in VIDEOS[_dataset] for m in _video],
                 summary=f"{_dir}/metrics/summary.json",
-            wildcard_constraints:
-                model="|".join(re.escape(m) for m in _models),
             params:
                 labeled_metrics=list(_labeled),
                 video_metrics=[(v, m) for v in VIDEOS[_dataset] for m in _video],
                 video_files=VIDEOS[_dataset],  # each prediction table must have its video's frame count
             conda:
                 "../../environment.yml"
-            priority: lambda wildcards, dataset=_dataset: model_priority(dataset, wildcards.model)
+            priority: model_priority(_dataset, _model)
             log:
-                f"logs/evaluate/{_dataset}/{{model}}.log",
+                f"logs/evaluate/{_dataset}/{_model}.log",
             message:
-                f"Evaluating {_dataset}/{{wildcards.model}}"
+                f"Evaluating {_dataset}/{_model}"
             script:
                 "../../scripts/evaluate.py"
 

@@ -253,6 +253,10 @@ def test_a_train_frames_sweep_gets_its_plot_and_diagnostics_can_be_narrowed(tmp_
     jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) == 2 and line.split()[-1].isdigit())
     assert jobs["train"] == "4" and jobs["plot_train_frames"] == "1", out.stdout + out.stderr
     assert jobs["labeled_video"] == "1" and jobs["plot_trace"] == "1"  # one model, one video
+    # A number of videos: the first ones by name, for every compared model (here all four).
+    out = snakemake(workdir_with(tmp_path / "first", {**config, "diagnostics": {"videos": 1}}), "-n")
+    assert "results/example/plots/traces/session0.png" in out.stdout and "traces/session1.png" not in out.stdout, out.stdout[-3000:]
+    assert out.stdout.count("video_preds/labeled_videos/session0_labeled.mp4") >= 4 and "session1_labeled.mp4" not in out.stdout
     bad = {**config, "diagnostics": {"compare_models": ["nope"]}}
     out = snakemake(workdir_with(tmp_path / "bad", bad), "-n")
     assert out.returncode != 0 and "diagnostics.compare_models names unknown models ['nope']" in out.stdout + out.stderr

@@ -329,6 +329,8 @@ def diagnostic_videos(dataset):
     wanted = DIAGNOSTICS["videos"]
     if wanted is None:
         return list(VIDEOS[dataset])
+    if isinstance(wanted, int):
+        return sorted(VIDEOS[dataset])[:wanted]
     unknown = sorted(set(wanted) - {v for videos in VIDEOS.values() for v in videos})
     if unknown:
         raise WorkflowError(f"config/config.yaml: diagnostics.videos names unknown videos {unknown}")

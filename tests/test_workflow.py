@@ -228,7 +228,7 @@ def test_rerun_does_nothing_and_a_lost_output_is_redone_alone(finished):
     # video, and the gallery (its model's pixel errors are rewritten).
     # The ensemble fuses that video again and follows the same way.
     assert jobs == {
-        "all": "1", "video_prediction": "1", "evaluate_example_0": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1",
+        "all": "1", "video_prediction": "1", "evaluate_example_supervised__seed_0": "1", "summarize": "1", "plot_trace": "1", "labeled_video": "1", "gallery": "1",
         "ensemble_video": "1", "ensemble_labeled": "1", "evaluate_ensemble_example_both": "1", "plot_ensemble_trace": "1", "ensemble_labeled_video": "1",
         "total": "12",
     }, out.stdout

@@ -8,16 +8,17 @@ MODEL = model_dir("{dataset}", "{model}")
 # depend on its config (the PCA errors) and on its dataset's videos, and a rule's outputs must be
 # fixed patterns, so each model has its own rule, without wildcards: Snakemake then finds the
 # producer of a file by its whole path, where a shared {model} pattern made every lookup try every
-# video's metric file (planning time grew with the square of the videos).
+# video's metric file (planning time grew with the square of the videos). Named after the model:
+# evaluate_<dataset>_<model id, punctuation as _>.
 for _dataset in DATASETS:
-    for _i, _model in enumerate(MODELS[_dataset]):
+    for _model in MODELS[_dataset]:
         _dir = model_dir(_dataset, _model)
         _labeled = model_metric_names(_dataset, _model, True)
         _video = model_metric_names(_dataset, _model, False)
 
         rule:
             name:
-                f"evaluate_{_dataset}_{_i}"
+                f"evaluate_{_dataset}_" + re.sub(r"\W", "_", _model)
             input:
                 predictions=f"{_dir}/predictions.csv",
                 status=f"{_dir}/train_status.json",  # config.yaml and the saved PCAs are complete

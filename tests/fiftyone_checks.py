@@ -96,12 +96,40 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+def profile_without_the_enterprise_popover(port: int, profile: Path) -> None:
+    """A Chromium profile in which the App at localhost:<port> does not open its "Explore
+    Enterprise" pop-over over the figure: the App skips it once its origin's localStorage holds
+    `fiftyone-enterprise-tooltip-seen` (what its Dismiss button sets). A page served on the same
+    port, before the App starts there, sets that key in the profile."""
+    import http.server
+    import threading
+
+    page = b"<html><body><script>localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true')</script>set</body></html>"
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("localhost", port), Page) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        chromium(f"--user-data-dir={profile}", "--dump-dom", f"http://localhost:{port}/")
+        server.shutdown()
+
+
 def check_fiftyone_app(workdir: Path, tmp_path: Path, name: str = "example") -> None:
     """The App serves the dataset's worst labeled frames and Chromium shows them; its screenshot
     becomes the README's figure with LP_FIFTYONE_SCREENSHOT=docs/fiftyone.png."""
     if shutil.which("chromium") is None:
         pytest.skip("no chromium on PATH (Debian package chromium; .ci/run installs it)")
     port = free_port()
+    if os.environ.get("LP_FIFTYONE_SCREENSHOT"):
+        profile_without_the_enterprise_popover(port, tmp_path / "chromium-profile")
     log = open(tmp_path / "app.log", "w")
     app = subprocess.Popen([sys.executable, str(ROOT / "scripts/fiftyone_app.py"), name, "--port", str(port)], cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -128,7 +156,7 @@ def check_fiftyone_app(workdir: Path, tmp_path: Path, name: str = "example") -> 
         assert dom.count('canvas-loaded="true"') >= 3, text[:3000]
         if os.environ.get("LP_FIFTYONE_SCREENSHOT"):  # in 256 colours: small enough for the repository
             screenshot = tmp_path / "fiftyone.png"
-            chromium(f"--screenshot={screenshot}", url)
+            chromium(f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={screenshot}", url)
             Image.open(screenshot).convert("RGB").quantize(256).save(os.environ["LP_FIFTYONE_SCREENSHOT"], optimize=True)
     finally:
         app.terminate()  # the script stops the App server and database it started

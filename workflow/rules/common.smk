@@ -402,10 +402,6 @@ def chunk_manifest(wildcards):
     return f"{prediction_store(wildcards.dataset, wildcards.model)}/{chunk}.json"
 
 
-def prediction_store_wc(wildcards):
-    return prediction_store(wildcards.dataset, wildcards.model)
-
-
 # --- Throughput benchmark: an explicit target, never part of `all` (rules/benchmark.smk) ---------
 from lightning_pose_lib.video import list_videos
 

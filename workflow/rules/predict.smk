@@ -23,7 +23,7 @@ rule predict_videos:
     output:
         manifest=f"{model_dir('{dataset}', '{model}')}/video_preds/.store/{{chunk}}.json",
     params:
-        store=prediction_store_wc,
+        store=prediction_store("{dataset}", "{model}"),
         batch_size=config["predict"]["batch_size"],
         backend=config["predict"]["backend"],
     wildcard_constraints:
@@ -46,8 +46,8 @@ rule video_prediction:
         csv=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.csv",
         h5=f"{model_dir('{dataset}', '{model}')}/video_preds/{{video}}.h5",
     params:
-        store=prediction_store_wc,
-        heads=lambda wc, output: str(Path(output.csv).parent / "heads"),
+        store=prediction_store("{dataset}", "{model}"),
+        heads=f"{model_dir('{dataset}', '{model}')}/video_preds/heads",
     conda:
         "../../environment.yml"
     priority: model_priority_wc

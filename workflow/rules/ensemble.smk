@@ -49,7 +49,7 @@ rule ensemble_labeled:
         "../../scripts/ensemble.py"
 
 
-# One evaluation rule per ensemble (its metrics are its first member's), as evaluate.smk has per model group.
+# One evaluation rule per ensemble (its metrics are its first member's), as evaluate.smk has one per model.
 for _dataset in DATASETS:
     for _name in ENSEMBLES[_dataset]:
         _dir = ensemble_dir(_dataset, _name)

@@ -31,9 +31,11 @@ def cli_main(argv=None):
 
 
 def rule_main(smk):
+    from lightning_pose_lib.config import load_config
     from lightning_pose_lib.train import train
 
-    report(train(smk.params.model_config, smk.params.model_dir))
+    # The workflow passes the keys the model's layers set; the library's defaults fill the rest.
+    report(train(load_config(smk.params.model_settings), smk.params.model_dir))
 
 
 def report(metrics):

@@ -5,6 +5,7 @@ would, and asks Snakemake (dry run) which training jobs it would run.
 """
 
 import copy
+import os
 import re
 
 import pytest
@@ -90,6 +91,25 @@ def test_editing_one_dataset_retrains_only_its_models(trained):
     config = copy.deepcopy(CONFIG)
     config["datasets"]["b"]["model_config"] = {"training": {"val_prob": 0.2}}
     assert planned_trainings(trained, config) == {f"b/{m}" for m in MODELS["b"]}
+
+
+def test_a_key_the_library_adds_with_its_default_retrains_nothing(trained, tmp_path, monkeypatch):
+    """A later version of the library with one more model config key (and its default): the
+    trained models stay, since a training job is given only the keys its config layers set."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "from lightning_pose_lib.config import schema\n"
+        "schema()['properties']['training']['properties']['added_later'] = {'type': 'integer', 'default': 5}\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    assert planned_trainings(trained, CONFIG) == set()
+    # The key is really there: set in the base config, it is a change of every model's settings.
+    base = trained / "config" / "model.yaml"
+    saved = base.read_text()
+    try:
+        base.write_text(yaml.safe_dump({**yaml.safe_load(saved), "training": {**yaml.safe_load(saved)["training"], "added_later": 6}}))
+        assert planned_trainings(trained, CONFIG) == {f"{d}/{m}" for d, models in MODELS.items() for m in models}
+    finally:
+        base.write_text(saved)
 
 
 def test_settings_outside_the_model_config_retrain_nothing(trained):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from lightning_pose_lib.config import first_error, load_config, merge
+from lightning_pose_lib.config import first_error, load_config, merge, read_yaml
 from lightning_pose_lib.errors import InputError
 
 
@@ -167,20 +167,33 @@ def labels_csv(wildcards):
     return dataset_labels(wildcards.dataset)
 
 
-def model_config(dataset, model_id):
-    """The resolved model config of one model: base file, dataset, variant, sweep cell, seed."""
+def model_config_layers(dataset, model_id):
+    """What a model's config is made of, over the library's defaults: base file, imported
+    project, the dataset's paths and model_config, variant, sweep cell, seed."""
     ds = DATASETS[dataset]
     paths = {"data": {"data_dir": str(data_dir(dataset)), "csv_file": dataset_csv_file(dataset), "video_dir": ds["video_dir"]}}
     if example_cameras(dataset):
         paths["data"]["view_names"] = example_cameras(dataset)
+    return [config["model_config"], imported_model_config(dataset), paths, ds["model_config"], MODELS[dataset][model_id]["overrides"]]
+
+
+def model_config(dataset, model_id):
+    """The resolved model config of one model (the library's defaults and its layers), validated."""
     try:
-        return load_config(config["model_config"], imported_model_config(dataset), paths, ds["model_config"], MODELS[dataset][model_id]["overrides"])
+        return load_config(*model_config_layers(dataset, model_id))
     except InputError as err:
         raise WorkflowError(f"model {dataset}/{model_id}: {err}")
 
 
-def model_config_wc(wildcards):
-    return model_config(wildcards.dataset, wildcards.model)
+def model_settings(dataset, model_id):
+    """The keys a model's layers set, merged, without the library's defaults: what its training
+    job is given (and Snakemake compares to rerun it), so that a key the library adds later with
+    its default retrains no existing model. The model's config.yaml keeps the full config."""
+    model_config(dataset, model_id)  # validated as a whole
+    settings = {}
+    for layer in model_config_layers(dataset, model_id):
+        settings = merge(settings, read_yaml(layer) if isinstance(layer, (str, Path)) else layer)
+    return settings
 
 
 def dataset_videos(dataset):
@@ -499,12 +512,12 @@ def train_weights(wildcards):
     return [f"{WEIGHTS_DIR}/{weights_of(backbone).file_name}"] if backbone else []
 
 
-def train_config_wc(wildcards):
-    """The model config a training job trains: backbone_pretrained true becomes the cached file,
-    so that the job never needs the network."""
+def train_settings_wc(wildcards):
+    """The model settings a training job trains (model_settings): backbone_pretrained true
+    becomes the cached file, so that the job never needs the network."""
     weights = train_weights(wildcards)
-    config_ = model_config_wc(wildcards)
-    return merge(config_, {"model": {"backbone_pretrained": weights[0]}}) if weights else config_
+    settings = model_settings(wildcards.dataset, wildcards.model)
+    return merge(settings, {"model": {"backbone_pretrained": weights[0]}}) if weights else settings
 
 
 # --- The FiftyOne dataset: an explicit target, never part of `all` (rules/fiftyone.smk) ----------

@@ -12,7 +12,7 @@ rule train:
         best=f"{model_dir('{dataset}', '{model}')}/checkpoints/best.ckpt",
         predictions=f"{model_dir('{dataset}', '{model}')}/predictions.csv",
     params:
-        model_config=train_config_wc,
+        model_settings=train_settings_wc,
         model_dir=model_dir_wc,
     conda:
         "../../environment.yml"

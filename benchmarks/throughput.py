@@ -46,7 +46,8 @@ from lightning_pose_lib.dataset import load_dataset
 from lightning_pose_lib.metrics import pixel_error
 from lightning_pose_lib.predict import _Network, _autocast, default_device, load_model, predict_labeled, predict_videos
 from lightning_pose_lib.provenance import library_versions
-from lightning_pose_lib.train import _fit_pcas, _train_loader, is_complete, train
+from lightning_pose_lib.status import is_complete
+from lightning_pose_lib.train import _fit_pcas, _train_loader, train
 from lightning_pose_lib.models.pose_model import PoseModel
 from lightning_pose_lib import video as video_lib
 from lightning_pose_lib.streams import compute_stream

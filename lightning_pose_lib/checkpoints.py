@@ -10,8 +10,9 @@ A file that needs anything else is refused, naming the type, before any of it is
 renames it onto the final name, so a job killed at any moment leaves the previous complete file or
 the new one, whatever file system the folder is on. (Lightning's own writer copies from a
 temporary file elsewhere onto the final name: killed during the copy, it leaves a broken file.)
-:class:`CheckpointFiles` makes Lightning read and write all its checkpoints (``best.ckpt``,
-``last.ckpt``, ``fit(ckpt_path=...)``) through these two functions.
+Training makes Lightning read and write all its checkpoints through these two functions
+(:class:`~lightning_pose_lib.train.CheckpointFiles`); this module itself imports no Lightning, so
+a prediction job does not pay for it.
 """
 
 from __future__ import annotations
@@ -25,15 +26,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning_fabric.plugins import TorchCheckpointIO
 
 from .errors import InputError
 from .io import atomic_path
-from .models.pose_model import BackboneWarmup, PoseModel, StepSchedule
+from .models.network import PoseNetwork
+from .models.schedules import BackboneWarmup, StepSchedule
 
 # What a checkpoint of this project holds beyond tensors and plain values: the numpy random state
-# (ResumableTraining) and the learning-rate schedule's factors (LambdaLR keeps their attributes).
-SAFE_TYPES = [np.ndarray, np.dtype, np.dtypes.UInt32DType, np._core.multiarray._reconstruct, BackboneWarmup, StepSchedule]
+# (ResumableTraining) and the learning-rate schedule's factors (LambdaLR keeps their attributes),
+# also under their former module, which older checkpoints name.
+SAFE_TYPES = [
+    np.ndarray, np.dtype, np.dtypes.UInt32DType, np._core.multiarray._reconstruct, BackboneWarmup, StepSchedule,
+    *((kind, f"lightning_pose_lib.models.pose_model.{kind.__name__}") for kind in (BackboneWarmup, StepSchedule)),
+]
 
 
 def load(path: str | os.PathLike, what: str = "checkpoint") -> dict[str, Any]:
@@ -84,23 +89,13 @@ def save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
         os.close(folder)
 
 
-class CheckpointFiles(TorchCheckpointIO):
-    """Lightning's checkpoint reader and writer, through :func:`load` and :func:`save`."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        save(checkpoint, path)
-
-    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
-        return load(path)
-
-
-def load_pose_model(path: str | os.PathLike) -> PoseModel:
-    """The model a checkpoint written by training holds, on the CPU."""
+def load_pose_model(path: str | os.PathLike) -> PoseNetwork:
+    """The network a checkpoint written by training holds, on the CPU."""
     checkpoint = load(path)
     if "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise InputError(path, "not a checkpoint written by this project's training (no hyper_parameters / state_dict)")
     try:
-        model = PoseModel(**checkpoint["hyper_parameters"])
+        model = PoseNetwork(**checkpoint["hyper_parameters"])
     except (TypeError, KeyError) as err:
         raise InputError(path, f"its model settings do not describe a model of this project ({err})") from None
     load_weights(model, path, checkpoint)

@@ -24,15 +24,16 @@ from .data.transforms import rescale_points, to_model_input
 from .errors import InputError
 from .table_writers import table_writers
 from .models.cuda_graphs import InferenceGraph
-from .models.pose_model import CONTEXT, PoseModel
+from .models.network import CONTEXT, PoseNetwork
 from .progress import VideoProgress
+from .status import STATUS_FILE, read_status
 from .streams import compute_stream
 from .video import prediction_backend, prepare_streams, stream_videos
 
 log = logging.getLogger(__name__)
 
 
-def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu", allow_incomplete: bool = False) -> PoseModel:
+def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu", allow_incomplete: bool = False) -> PoseNetwork:
     """The best checkpoint of a trained model folder, in eval mode on ``device``. A model whose
     training has not completed (``train_status.json``) is refused unless ``allow_incomplete``."""
     path = Path(model_dir) / "checkpoints" / "best.ckpt"
@@ -47,17 +48,9 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu",
 
 
 def _check_completed(model_dir: Path) -> None:
-    from .train import STATUS_FILE
-
-    path = model_dir / STATUS_FILE
-    try:
-        status = json.loads(path.read_text()).get("status")
-    except FileNotFoundError:
-        status = "unknown: the file is missing"
-    except (ValueError, AttributeError, OSError) as err:
-        status = f"unreadable: {type(err).__name__}"
+    status = read_status(model_dir)
     if status != "COMPLETED":
-        raise InputError(path, f"training of this model has not completed (status {status}); to predict with its best checkpoint so far, ask for it (--allow-incomplete)")
+        raise InputError(model_dir / STATUS_FILE, f"training of this model has not completed (status {status}); to predict with its best checkpoint so far, ask for it (--allow-incomplete)")
 
 
 def default_device() -> torch.device:
@@ -65,7 +58,7 @@ def default_device() -> torch.device:
 
 
 @torch.inference_mode()
-def predict_labeled(model: PoseModel, dataset, batch_size: int = 32, precision: str = "fp32") -> pd.DataFrame:
+def predict_labeled(model: PoseNetwork, dataset, batch_size: int = 32, precision: str = "fp32") -> pd.DataFrame:
     """Predictions for every labeled frame, with a trailing ``set`` column (train/validation/...).
     Several cameras: each view's frames predicted by the one network, the views side by side as in
     ``dataset.labels``."""
@@ -93,7 +86,7 @@ def predict_labeled(model: PoseModel, dataset, batch_size: int = 32, precision: 
 
 
 def predict_video(
-    model: PoseModel,
+    model: PoseNetwork,
     video_path: str | os.PathLike,
     csv_path: str | os.PathLike,
     h5_path: str | os.PathLike | None = None,
@@ -123,7 +116,7 @@ class VideoResult:
 
 
 def predict_videos(
-    model: PoseModel,
+    model: PoseNetwork,
     jobs: list[tuple],
     batch_size: int = 96,
     backend: str = "auto",
@@ -152,7 +145,7 @@ def predict_videos(
     ``progress``: each video's frames/s and time left, as log lines or, when stderr is a terminal,
     as a bar (:class:`~lightning_pose_lib.progress.VideoProgress`).
     """
-    names = keypoint_names or model.hparams.get("keypoint_names") or [f"kp{k}" for k in range(model.num_keypoints)]
+    names = keypoint_names or model.keypoint_names or [f"kp{k}" for k in range(model.num_keypoints)]
     if model.is_context and batch_size <= 2 * CONTEXT:
         raise InputError(None, f"batch size {batch_size}: the context model needs more than {2 * CONTEXT} frames per batch (each piece carries {2 * CONTEXT} context frames)")
     decoders = max(1, min(decoders, len(jobs)))
@@ -250,7 +243,7 @@ IN_FLIGHT = 3  # batches queued on the GPU ahead of the one being prepared
 _NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _network(model: PoseModel, batch_size: int, precision: str, compile: bool) -> "_Network":
+def _network(model: PoseNetwork, batch_size: int, precision: str, compile: bool) -> "_Network":
     """The model's :class:`_Network` for these settings, built and warmed up once per model."""
     networks = _NETWORKS.setdefault(model, {})
     key = (batch_size, precision, compile)
@@ -267,7 +260,7 @@ class _Network:
     decoder threads hold the interpreter. ``compile``: torch.compile the backbone as well (also
     on one shape). On a CPU without compile, batches keep their own size: padding would be work."""
 
-    def __init__(self, model: PoseModel, batch_size: int, precision: str, compile: bool):
+    def __init__(self, model: PoseNetwork, batch_size: int, precision: str, compile: bool):
         self.model, self.batch_size = model, batch_size
         self.autocast = _autocast(model, precision)
         self.features, self.heads = model.features, model.heads
@@ -307,7 +300,7 @@ class _Network:
             return self.model.sequence_heads(self.features(images), lengths, pad_to=self.pad_to, heads=self.heads)
 
 
-def _autocast(model: PoseModel, precision: str):
+def _autocast(model: PoseNetwork, precision: str):
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
     on_gpu = model.device.type == "cuda"
@@ -330,7 +323,7 @@ def _decoder_stream(device: torch.device, slot: int) -> torch.cuda.Stream:
     return _DECODER_STREAMS[key]
 
 
-def _decode(group: list[int], jobs: list[tuple], chunks: queue.Queue, batch_size: int, backend: str, model: PoseModel, slot: int) -> None:
+def _decode(group: list[int], jobs: list[tuple], chunks: queue.Queue, batch_size: int, backend: str, model: PoseNetwork, slot: int) -> None:
     """Decoder thread ``slot``: the videos of ``group`` as one stream, frames resized and normalised
     to the model input on the device (on this thread's own CUDA stream, so the model's work and
     this thread's copies never wait for each other)."""
@@ -366,7 +359,7 @@ class _VideoState:
     the four frames around its cut for the next piece.
     """
 
-    def __init__(self, model: PoseModel, info, job):
+    def __init__(self, model: PoseNetwork, info, job):
         self.model, self.info, self.job = model, info, job
         self.fields = ("", "static_", "context_") if model.is_context else ("",)
         self.margin = 2 * CONTEXT if model.is_context else 0

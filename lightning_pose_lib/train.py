@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import math
 import os
 import shutil
 import subprocess
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import numpy as np
+from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.plugins.environments import LightningEnvironment
@@ -50,7 +49,7 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from . import checkpoints
 from . import config as config_lib
-from .callbacks import LastCheckpoint, ResumableTraining, TrainingSpeed, resume_checkpoint
+from .callbacks import LastCheckpoint, ResumableTraining, TrainingProgress, TrainingSpeed, resume_checkpoint
 from .data.labeled import LabeledFrames
 from .data.multiview import MultiviewFrames, session_loader
 from .data.sessions import group_sessions
@@ -63,10 +62,9 @@ from .io import atomic_path, remove_leftovers, write_csv, write_text_atomic
 from .locks import model_lock
 from .models.pose_model import PoseModel
 from .predict import predict_labeled
-from .progress import TrainingProgress
 from .provenance import record_run
+from .status import write_status
 
-STATUS_FILE = "train_status.json"
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
         default_root_dir=model_dir,
         logger=TensorBoardLogger(model_dir, name="tb_logs"),  # its version is set below, once resuming is decided
         callbacks=[best, last, LearningRateMonitor(logging_interval="epoch"), resumable, speed, TrainingProgress(speed)],
-        plugins=[checkpoints.CheckpointFiles()],  # every checkpoint read safely and written atomically
+        plugins=[CheckpointFiles()],  # every checkpoint read safely and written atomically
         accelerator=accelerator,
         devices=devices,
         strategy=_strategy(devices),
@@ -140,7 +138,7 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
             for name in ("best.ckpt", "last.ckpt"):
                 remove_leftovers(ckpt_dir / name)
         write_text_atomic(model_dir / "config.yaml", config_lib.dump(cfg))
-        _write_status(model_dir, "TRAINING")
+        write_status(model_dir, "TRAINING")
 
     pl.seed_everything(train_cfg["rng_seed_model_pt"], workers=True, verbose=False)
     size_hw = (cfg["data"]["image_resize_dims"]["height"], cfg["data"]["image_resize_dims"]["width"])
@@ -198,7 +196,7 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     if warning:
         log.warning("%s: %s", model_dir, warning)
     _end_other_ranks(trainer, wait=True)
-    _write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch, train_steps_per_s=speed.steps_per_second(),
+    write_status(model_dir, "COMPLETED", metrics=metrics, epochs=trainer.current_epoch, train_steps_per_s=speed.steps_per_second(),
                   **({"warning": warning} if warning else {}))
     return metrics
 
@@ -379,11 +377,13 @@ def tensorboard_version(folder: Path, resumed: bool) -> int:
     return max(versions) if resumed else max(versions) + 1
 
 
-def _write_status(model_dir: Path, status: str, **extra: Any) -> None:
-    record = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-    write_text_atomic(model_dir / STATUS_FILE, json.dumps(record, indent=2) + "\n")
+class CheckpointFiles(TorchCheckpointIO):
+    """Lightning's checkpoint reader and writer (best.ckpt, last.ckpt, ``fit(ckpt_path=...)``),
+    through :func:`~lightning_pose_lib.checkpoints.load` (safe) and
+    :func:`~lightning_pose_lib.checkpoints.save` (atomic)."""
 
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        checkpoints.save(checkpoint, path)
 
-def is_complete(model_dir: str | os.PathLike) -> bool:
-    path = Path(model_dir) / STATUS_FILE
-    return path.exists() and json.loads(path.read_text()).get("status") == "COMPLETED"
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return checkpoints.load(path)

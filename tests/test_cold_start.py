@@ -27,6 +27,20 @@ def test_entry_scripts_import_no_torch_before_they_work(script):
     assert not {"torch", "pytorch_lightning", "pandas"} & modules
 
 
+def test_prediction_imports_no_lightning(example_dir, tmp_path):
+    """Lightning, and the torchmetrics, scipy and matplotlib it imports, cost a fresh process more
+    than a second; a prediction job loads the network without them."""
+    from lightning_pose_lib.config import load_config
+    from lightning_pose_lib.train import train
+
+    model_dir = tmp_path / "model"
+    train(load_config(overrides=tiny_overrides(example_dir, **{"training.max_epochs": 1, "training.limit_train_batches": 1, "model.losses_to_use": "[]"})), model_dir)
+    video = example_dir / "videos" / "session0.mp4"
+    modules = imported_modules(str(ROOT / "scripts/predict.py"), "--model-dir", str(model_dir), "--output-dir", str(tmp_path / "preds"), str(video))
+    assert (tmp_path / "preds" / "session0.h5").exists()
+    assert "torch" in modules and not {"pytorch_lightning", "lightning_fabric", "torchmetrics"} & modules
+
+
 def test_planning_imports_no_torch():
     # What workflow/rules/common.smk imports from the library.
     modules = imported_modules("-c", "import lightning_pose_lib.config, lightning_pose_lib.formats, lightning_pose_lib.metrics, lightning_pose_lib.video, lightning_pose_lib.models.weights")

@@ -8,7 +8,9 @@ from lightning_pose_lib.config import load_config
 from lightning_pose_lib.losses import LOSSES, build_loss
 from lightning_pose_lib.models.backbones import BACKBONES, create_backbone, list_backbones
 from lightning_pose_lib.pca import fit_pca
-from lightning_pose_lib.models.pose_model import BackboneWarmup, PoseModel, StepSchedule
+from lightning_pose_lib.models.network import PoseNetwork
+from lightning_pose_lib.models.pose_model import PoseModel
+from lightning_pose_lib.models.schedules import BackboneWarmup, StepSchedule
 
 
 @pytest.mark.parametrize("name", list_backbones())
@@ -43,7 +45,7 @@ def test_every_backbone_trains_the_context_model_with_unsupervised_losses_and_ro
 
     model.eval()
     checkpoints.save({"state_dict": model.state_dict()}, tmp_path / "model.ckpt")
-    again = PoseModel(cfg, num_keypoints=2).eval()
+    again = PoseNetwork(cfg, num_keypoints=2).eval()  # as prediction loads it
     again.load_state_dict(checkpoints.load(tmp_path / "model.ckpt")["state_dict"])
     frames = torch.rand(7, 3, 64, 96)
     with torch.no_grad():
@@ -62,6 +64,26 @@ def test_checkpoints_from_before_timm_backbones_still_load():
     again.load_state_dict(older)
     for key, value in model.state_dict().items():
         assert torch.equal(value, again.state_dict()[key])
+
+
+def test_checkpoints_naming_the_schedules_former_module_still_load(tmp_path, monkeypatch):
+    """The learning-rate schedules were defined in models/pose_model.py; full checkpoints written
+    then (every best.ckpt of that time) name them there, and must still load, as the allow-list's
+    types under that name."""
+    from lightning_pose_lib import checkpoints
+
+    model = PoseModel(tiny_cfg(), num_keypoints=2)
+    scheduler = model.configure_optimizers()["lr_scheduler"]["scheduler"]
+    for kind in (BackboneWarmup, StepSchedule):
+        monkeypatch.setattr(kind, "__module__", "lightning_pose_lib.models.pose_model")
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "lr_schedulers": [scheduler.state_dict()]}, path)
+    monkeypatch.undo()
+    assert b"lightning_pose_lib.models.pose_model" in path.read_bytes()
+    backbone_factor = checkpoints.load(path)["lr_schedulers"][0]["lr_lambdas"][0]  # LambdaLR keeps the product's attributes
+    assert isinstance(backbone_factor["a"], BackboneWarmup) and isinstance(backbone_factor["b"], StepSchedule)
+    network = checkpoints.load_pose_model(path)
+    assert type(network) is PoseNetwork and network.num_keypoints == 2
 
 
 def test_pretrained_weights_from_a_file(tmp_path):

@@ -14,7 +14,8 @@ from lightning_pose_lib.config import load_config
 from lightning_pose_lib.data.labels import read_labels, read_pose_table
 from lightning_pose_lib.errors import InputError
 from lightning_pose_lib.predict import load_model, predict_video, predict_videos
-from lightning_pose_lib.train import is_complete, train
+from lightning_pose_lib.status import is_complete
+from lightning_pose_lib.train import train
 from lightning_pose_lib.video import probe_video
 
 

@@ -1,9 +1,5 @@
-"""The Lightning module: backbone + head(s), losses, optimiser and schedule.
-
-Inputs are float images in [0, 1] at the model size, (B, 3, H, W), or (B, 5, 3, H, W) frames
-t-2..t+2 for the context model; ImageNet normalisation happens here. Keypoints come out in
-model-input pixels; callers map them to original frames with
-:func:`~lightning_pose_lib.data.transforms.rescale_points`.
+"""The Lightning module that trains a :class:`~lightning_pose_lib.models.network.PoseNetwork`:
+losses, optimiser and schedule, around the same parameters (a checkpoint of either loads into the other).
 
 Training steps take a labeled batch, or ``{"labeled": ..., "unlabeled": ...}`` for semi-supervised
 models, whose unsupervised losses (``model.losses_to_use``) act on the predictions for unlabeled
@@ -20,45 +16,24 @@ import torch
 from torch import nn
 
 from ..data.augment import Augmentation
-from ..data.heatmaps import heatmaps_to_keypoints, make_heatmaps, spatial_softmax
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_points
+from ..data.heatmaps import make_heatmaps
+from ..data.transforms import rescale_points
 from ..errors import InputError
 from ..losses import build_loss, weight_from_log_weight
-from .backbones import create_backbone, load_pretrained
+from .backbones import load_pretrained
 from .cuda_graphs import TrainingGraph
-from .heads import ContextHead, HeatmapHead, RegressionHead
-
-HEATMAP_STRIDE = 4
-CONTEXT = 2  # frames on each side of the centre frame for heatmap_mhcrnn
+from .network import PoseNetwork
+from .schedules import BackboneWarmup, StepSchedule
 
 
-class PoseModel(pl.LightningModule):
+class PoseModel(PoseNetwork, pl.LightningModule):
     def __init__(self, cfg: dict[str, Any], num_keypoints: int, keypoint_names: list[str] | None = None):
-        super().__init__()
+        super().__init__(cfg, num_keypoints, keypoint_names)
         self.save_hyperparameters()
-        self.cfg = cfg
-        self.num_keypoints = num_keypoints
         model_cfg = cfg["model"]
-        self.model_type = model_cfg["model_type"]
-        self.is_context = self.model_type == "heatmap_mhcrnn"
-        # Several cameras: every view's frames go through this one network, stacked into the batch.
-        self.num_views = len(cfg["data"]["view_names"] or [None])
-        dims = cfg["data"]["image_resize_dims"]
-        self.input_hw = (dims["height"], dims["width"])
-        self.heatmap_hw = (dims["height"] // HEATMAP_STRIDE, dims["width"] // HEATMAP_STRIDE)
-        self.backbone = create_backbone(model_cfg["backbone"])  # pretrained weights: see setup()
-        if self.model_type == "regression":
-            self.head = RegressionHead(self.backbone.out_channels, num_keypoints)
-            self.supervised_loss = build_loss("regression_mse")
-        else:
-            self.head = HeatmapHead(self.backbone.out_channels, num_keypoints, self.backbone.stride)
-            self.supervised_loss = build_loss(f"heatmap_{model_cfg['heatmap_loss_type']}")
-        if self.is_context:
-            self.context_head = ContextHead(self.backbone.out_channels, num_keypoints, self.backbone.stride)
+        self.supervised_loss = build_loss("regression_mse" if self.model_type == "regression" else f"heatmap_{model_cfg['heatmap_loss_type']}")
         self.augment = Augmentation(cfg["training"]["imgaug"])
         self.unsupervised = nn.ModuleDict()  # filled by use_unsupervised_losses() for training
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         # The annealing factor of the unsupervised losses, set before each step: on the device, so a
         # captured training step reads the current value.
         self.register_buffer("importance", torch.zeros(()), persistent=False)
@@ -77,73 +52,6 @@ class PoseModel(pl.LightningModule):
                 params["pca"] = pcas[kind]
             self.unsupervised[name] = build_loss(name, **params)
 
-    # ----- inference -------------------------------------------------------------------------
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features of any leading shape (..., 3, H, W) -> (..., C, H/s, W/s), s the backbone's stride."""
-        lead = images.shape[:-3]
-        out = self.backbone(((images.flatten(0, -4) if lead else images[None]) - self.mean) / self.std)
-        return out.view(*lead, *out.shape[1:])
-
-    def _keypoints(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        heatmaps = spatial_softmax(logits)
-        points, likelihood = heatmaps_to_keypoints(heatmaps)
-        return {"heatmaps": heatmaps, "keypoints": rescale_points(points, self.heatmap_hw, self.input_hw), "likelihood": likelihood}
-
-    def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Features (B, C, h, w), or (B, 5, C, h, w) for the context model -> predictions."""
-        if self.model_type == "regression":
-            normalized = self.head(features).float()
-            keypoints = rescale_points(normalized - 0.5, (1, 1), self.input_hw)  # (0, 1) box -> pixels
-            return {"normalized_keypoints": normalized, "keypoints": keypoints, "likelihood": torch.ones_like(keypoints[..., 0])}
-        if not self.is_context:
-            return self._keypoints(self.head(features))
-        static = self._keypoints(self.head(features[:, CONTEXT]))
-        context = self._keypoints(self.context_head(features))
-        # Each keypoint takes the more confident head.
-        use_context = context["likelihood"] > static["likelihood"]
-        return {
-            "heatmaps": static["heatmaps"],
-            "context_heatmaps": context["heatmaps"],
-            "static_keypoints": static["keypoints"],
-            "static_likelihood": static["likelihood"],
-            "context_keypoints": context["keypoints"],
-            "context_likelihood": context["likelihood"],
-            "keypoints": torch.where(use_context[..., None], context["keypoints"], static["keypoints"]),
-            "likelihood": torch.maximum(context["likelihood"], static["likelihood"]),
-        }
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Images in [0, 1] -> {"keypoints" (B, K, 2) model-input pixels, "likelihood" (B, K), ...}."""
-        return self.heads(self.features(images))
-
-    def forward_sequence(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Consecutive frames (T, 3, H, W) -> predictions for each frame; the backbone runs once per
-        frame. For the context model the output covers frames 2..T-3 (those with full context)."""
-        return self.sequence_heads(self.features(frames), [len(frames)])
-
-    def sequence_heads(self, features: torch.Tensor, lengths: list[int], pad_to: int | None = None, heads=None) -> dict[str, torch.Tensor]:
-        """Predictions from the backbone features of several runs of consecutive frames (of
-        ``lengths``, concatenated; rows after them are ignored), so one batch can hold pieces of
-        several videos. For the context model each run of T frames gives outputs for its frames
-        2..T-3; all outputs are in order. ``pad_to``: run the heads on exactly this many rows
-        (zeros after the real ones), so every batch has one shape and tuned kernels are reused;
-        ``heads``: what runs the heads (default :meth:`heads`; prediction passes a CUDA graph)."""
-        if self.is_context:
-            windows, start = [], 0
-            for n in lengths:
-                run = features[start : start + n]
-                windows.append(torch.stack([run[i : n - 2 * CONTEXT + i] for i in range(2 * CONTEXT + 1)], dim=1))
-                start += n
-            rows = torch.cat(windows) if len(windows) > 1 else windows[0]
-        else:
-            rows = features[: sum(lengths)]
-        count = len(rows)
-        if pad_to is not None and count < pad_to:
-            rows = torch.cat([rows, rows.new_zeros(pad_to - count, *rows.shape[1:])])
-        out = (heads or self.heads)(rows)
-        return out if len(rows) == count else {key: value[:count] for key, value in out.items()}
-
-    # ----- training --------------------------------------------------------------------------
     @staticmethod
     def _unit_range(images: torch.Tensor) -> torch.Tensor:
         """Frames travel as uint8 (0-255); the model takes floats in [0, 1]."""
@@ -325,39 +233,3 @@ class PoseModel(pl.LightningModule):
         warmup = BackboneWarmup(train["unfreezing_epoch"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [warmup.combined(schedule), schedule])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
-
-class StepSchedule:
-    """Learning-rate factor of a multi-step schedule: gamma ** (milestones passed)."""
-
-    def __init__(self, milestones: list[int], gamma: float):
-        self.milestones, self.gamma = sorted(milestones), gamma
-
-    def __call__(self, epoch: int) -> float:
-        return self.gamma ** sum(epoch >= m for m in self.milestones)
-
-
-class BackboneWarmup:
-    """Backbone factor: 0 before ``unfreezing_epoch``, then 0.1 growing x1.5 per epoch up to 1 (upstream)."""
-
-    def __init__(self, unfreezing_epoch: int):
-        self.unfreezing_epoch = unfreezing_epoch
-
-    def __call__(self, epoch: int) -> float:
-        if self.unfreezing_epoch == 0:
-            return 1.0
-        if epoch < self.unfreezing_epoch:
-            return 0.0
-        return min(1.0, 0.1 * 1.5 ** (epoch - self.unfreezing_epoch))
-
-    def combined(self, schedule: StepSchedule):
-        return _Product(self, schedule)
-
-
-class _Product:
-    # A picklable product of two schedules (LambdaLR stores its callables in checkpoints).
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-
-    def __call__(self, epoch: int) -> float:
-        return self.a(epoch) * self.b(epoch)

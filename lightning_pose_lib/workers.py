@@ -9,6 +9,7 @@ once that process is gone.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import threading
 import time
@@ -23,6 +24,13 @@ def context() -> multiprocessing.context.BaseContext:
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(PRELOAD)
     return forkserver
+
+
+def start_server() -> None:
+    """Start the fork server now, without waiting for it: its imports (torch among them) then run
+    beside this process's own imports and model load, not after them when the first worker is asked for."""
+    context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def exit_without(pid: int) -> None:

@@ -43,7 +43,7 @@ def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, de
 def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compile, allow_incomplete):
     started = time.perf_counter()
     check_sessions(model_dir, [video for video, _, _ in jobs])
-    from lightning_pose_lib.predict import default_device, load_model, predict_videos
+    from lightning_pose_lib.workers import start_server
 
     is_done = is_done or (lambda csv, h5: Path(csv).exists() and Path(h5).exists())
     todo = [job for job in jobs if not is_done(job[1], job[2])]
@@ -52,6 +52,9 @@ def _predict_all(model_dir, jobs, batch_size, backend, is_done, decoders, compil
         logging.info("%s: already predicted, skipping", record["video"])
     if not todo:
         return {"model_ready_s": None, "videos": records}
+    start_server()  # the decoder and writer processes' server starts while this process imports torch and loads the model
+    from lightning_pose_lib.predict import default_device, load_model, predict_videos
+
     model = load_model(model_dir, default_device(), allow_incomplete=allow_incomplete)
     model_ready_s = time.perf_counter() - started
     logging.info("model loaded on %s in %.1f s", model.device, model_ready_s)

@@ -41,6 +41,24 @@ def test_prediction_imports_no_lightning(example_dir, tmp_path):
     assert "torch" in modules and not {"pytorch_lightning", "lightning_fabric", "torchmetrics"} & modules
 
 
+def test_the_worker_server_starts_before_the_model_loads(tmp_path):
+    """The decoder and writer processes come from one fork server whose start-up imports torch: it
+    starts before the model loads, so that the two run side by side."""
+    (tmp_path / "model").mkdir()
+    probe = (
+        "import multiprocessing.forkserver, runpy, sys\n"
+        "import lightning_pose_lib.predict as predict\n"
+        "def load_model(*args, **kwargs):\n"
+        "    print('server started:', multiprocessing.forkserver._forkserver._forkserver_pid is not None)\n"
+        "    sys.exit(0)\n"
+        "predict.load_model = load_model\n"
+        f"sys.argv = ['predict.py', '--model-dir', {str(tmp_path / 'model')!r}, '--output-dir', {str(tmp_path)!r}, 'video.mp4']\n"
+        f"runpy.run_path({str(ROOT / 'scripts/predict.py')!r}, run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "server started: True" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
 def test_planning_imports_no_torch():
     # What workflow/rules/common.smk imports from the library.
     modules = imported_modules("-c", "import lightning_pose_lib.config, lightning_pose_lib.formats, lightning_pose_lib.metrics, lightning_pose_lib.video, lightning_pose_lib.models.weights")

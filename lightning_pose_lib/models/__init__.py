@@ -1,1 +1,1 @@
-"""Models: backbone registry, heads, and the Lightning module that trains them."""
+"""Models: backbone registry, heads, the network they make (network.py) and the Lightning module that trains it (pose_model.py)."""

@@ -28,9 +28,13 @@ from .models.network import CONTEXT, PoseNetwork
 from .progress import VideoProgress
 from .status import STATUS_FILE, read_status
 from .streams import compute_stream
-from .video import prediction_backend, prepare_streams, stream_videos
+from .video import available_cpus, prediction_backend, prepare_streams, stream_videos
 
 log = logging.getLogger(__name__)
+
+# Videos decoded at once by default: PyAV reached its best rate on the 16-core H200 machine with 6
+# (docs/benchmarks.md).
+DECODERS = 6
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu", allow_incomplete: bool = False) -> PoseNetwork:
@@ -123,16 +127,16 @@ def predict_videos(
     keypoint_names: list[str] | None = None,
     progress: bool = True,
     precision: str = "auto",
-    decoders: int = 6,
+    decoders: int | None = None,
     compile: bool = False,
 ) -> list[VideoResult]:
     """Predict many videos with one model; ``jobs`` are (video, csv, h5 or None) triples.
 
     The work is a pipeline in which nothing waits on the GPU:
 
-    - ``decoders`` threads each decode their share of the videos as one stream (one DALI pipeline
-      for all of them, or PyAV), and resize and normalise the frames on the device, on their own
-      CUDA stream, into a bounded queue;
+    - ``decoders`` threads (default :func:`decoder_count`) each decode their share of the videos
+      as one stream (one DALI pipeline for all of them, or PyAV), and resize and normalise the
+      frames on the device, on their own CUDA stream, into a bounded queue;
     - this thread fills batches of exactly ``batch_size`` frames, taking pieces of several videos
       when one runs short, and runs the model (bf16 on a GPU when ``precision`` is auto or bf16;
       ``compile``: torch.compile the network). Keypoints are extracted and kept on the device, and
@@ -148,9 +152,9 @@ def predict_videos(
     names = keypoint_names or model.keypoint_names or [f"kp{k}" for k in range(model.num_keypoints)]
     if model.is_context and batch_size <= 2 * CONTEXT:
         raise InputError(None, f"batch size {batch_size}: the context model needs more than {2 * CONTEXT} frames per batch (each piece carries {2 * CONTEXT} context frames)")
-    decoders = max(1, min(decoders, len(jobs)))
     backend, why = prediction_backend(backend)
     log.info("video backend: %s (%s)", backend, why)
+    decoders = decoder_count(decoders, len(jobs), backend)
     if model.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # batches have one shape, so the tuned kernels are reused
     chunks: queue.Queue = queue.Queue(maxsize=2 * decoders + 2)
@@ -226,6 +230,16 @@ def predict_videos(
     for i, (video, *_) in enumerate(jobs):
         results.setdefault(i, VideoResult(str(video), InputError(video, "the decoder returned no frames"), 0.0))
     return [results[i] for i in range(len(jobs))]
+
+
+def decoder_count(decoders: int | None, videos: int, backend: str) -> int:
+    """Videos decoded at once: ``decoders``, or by default :data:`DECODERS`, for PyAV (whose
+    decoder processes each keep a CPU busy) at most the CPUs of the job; never more than ``videos``.
+    (2 CPUs, 8 videos: 6 PyAV decoders gave the first batch 2 s later than 2 did, and the same
+    total time; docs/benchmarks.md.)"""
+    if decoders is None:
+        decoders = min(DECODERS, available_cpus()) if backend == "pyav" else DECODERS
+    return max(1, min(decoders, videos))
 
 
 def _since_process_start() -> str:

@@ -30,7 +30,7 @@ from lightning_pose_lib.locks import model_lock
 # --help or a bad argument should not wait for them either.
 
 
-def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=6, compile=False, allow_incomplete=False):
+def predict_all(model_dir, jobs, batch_size=None, backend=None, is_done=None, decoders=None, compile=False, allow_incomplete=False):
     """Predict ``jobs`` -- (video, csv, h5) triples -- with one model load, holding the model
     folder's lock (shared with other predictions, not with training).
 
@@ -94,7 +94,7 @@ def cli_main(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per batch (default: dali.base.predict.sequence_length)")
     parser.add_argument("--backend", choices=["auto", "pyav", "dali"], default=None, help="video reader: auto, pyav or dali (default: the model's dali.backend)")
-    parser.add_argument("--decoders", type=positive_int, default=6, help="videos decoded at the same time (default 6)")
+    parser.add_argument("--decoders", type=positive_int, default=None, help="videos decoded at the same time (default 6; with PyAV at most the CPUs of the job)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (GPU; pays off for long runs: about a minute to compile)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--allow-incomplete", action="store_true", help="predict with a model whose training has not completed (its best checkpoint so far)")

@@ -79,6 +79,16 @@ def test_auto_backend_follows_the_cpus_the_job_may_use(gpu_with_dali, monkeypatc
     assert f"{cpus} CPUs available to this job" in why
 
 
+@pytest.mark.parametrize("cpus, backend, expected", [(2, "pyav", 2), (16, "pyav", 6), (2, "dali", 6)])
+def test_pyav_decodes_at_most_one_video_per_cpu_by_default(monkeypatch, cpus, backend, expected):
+    from lightning_pose_lib.predict import decoder_count
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert decoder_count(None, 8, backend) == expected
+    assert decoder_count(None, 1, backend) == 1  # never more than the videos
+    assert decoder_count(4, 8, backend) == 4  # asked for
+
+
 def test_auto_backend_without_gpu_or_dali_is_pyav(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert prediction_backend("auto", cpus=2) == ("pyav", "no GPU: DALI decodes H.264 only on a GPU")

@@ -60,9 +60,11 @@ def train_and_predict(variant: str, seed: int, args, fields: dict) -> None:
         f"model.losses_to_use={VARIANTS[variant]}",
         f"training.rng_seed_model_pt={seed}", f"training.rng_seed_data_pt={seed}", *args.overrides,
     ]
+    from lightning_pose_lib.status import is_complete
+
     model_dir.mkdir(parents=True, exist_ok=True)
     with open(model_dir / "run.log", "a") as log:
-        if not (model_dir / "train_status.json").exists() or json.loads((model_dir / "train_status.json").read_text())["status"] != "COMPLETED":
+        if not is_complete(model_dir):
             subprocess.run([sys.executable, str(REPO / "scripts/train.py"), "--config", str(PROTOCOL), "--model-dir", str(model_dir), *overrides],
                            stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
         videos = sorted(str(p) for p in (args.data / "videos").glob("*.mp4"))

@@ -44,7 +44,15 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu",
         raise InputError(path, "no trained model here (checkpoint missing; has training finished?)")
     if not allow_incomplete:
         _check_completed(Path(model_dir))
-    model = checkpoints.load_pose_model(path).eval().to(device)
+    device = torch.device(device)
+    context = None
+    if device.type == "cuda":  # the CUDA context is made (a driver call, off the interpreter lock) while timm imports
+        context = threading.Thread(target=torch.empty, args=(0,), kwargs={"device": device}, daemon=True)
+        context.start()
+    model = checkpoints.load_pose_model(path).eval()
+    if context is not None:
+        context.join()
+    model = model.to(device)
     if model.device.type == "cuda":  # tensor cores read NHWC without a transpose
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -161,7 +169,7 @@ def predict_videos(
     results: dict[int, VideoResult] = {}
     groups = [list(range(d, len(jobs), decoders)) for d in range(decoders)]
     table_writers().submit(int)  # starts the writer processes now, not when the first video is done
-    prepare_streams(decoders, backend, model.device)  # decoder processes too, while the network is captured
+    prepare_streams([[jobs[j][0] for j in group] for group in groups], batch_size, backend, model.device)  # decoding starts while the network is captured
     with compute_stream():
         network = _network(model, batch_size, precision, compile)  # captured before the decoder threads use the GPU
     threads = [threading.Thread(target=_decode, args=(group, jobs, chunks, batch_size, backend, model, slot), daemon=True) for slot, group in enumerate(groups)]

@@ -8,6 +8,7 @@ per predicting process.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import os
 
@@ -21,4 +22,5 @@ def table_writers() -> concurrent.futures.ProcessPoolExecutor:
     global _POOL
     if _POOL is None:
         _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context(), initializer=exit_without, initargs=(os.getpid(),))
+        atexit.register(_POOL.shutdown)  # also when the process ends without stopping its threads first (cli.exit_now)
     return _POOL

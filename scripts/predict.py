@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from lightning_pose_lib.cli import ArgumentParser, positive_int, run
+from lightning_pose_lib.cli import ArgumentParser, exit_now, positive_int, run
 from lightning_pose_lib.config import read_yaml
 from lightning_pose_lib.data.sessions import check_frame_counts, group_sessions
 from lightning_pose_lib.errors import InputError
@@ -125,3 +125,4 @@ def rule_main(smk):
 
 if __name__ == "__main__":
     run(cli_main, rule_main)
+    exit_now()  # a job's last second: tearing down torch saves nothing

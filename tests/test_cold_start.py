@@ -27,18 +27,43 @@ def test_entry_scripts_import_no_torch_before_they_work(script):
     assert not {"torch", "pytorch_lightning", "pandas"} & modules
 
 
-def test_prediction_imports_no_lightning(example_dir, tmp_path):
-    """Lightning, and the torchmetrics, scipy and matplotlib it imports, cost a fresh process more
-    than a second; a prediction job loads the network without them."""
+@pytest.fixture(scope="module")
+def model_dir(example_dir, tmp_path_factory):
     from lightning_pose_lib.config import load_config
     from lightning_pose_lib.train import train
 
-    model_dir = tmp_path / "model"
+    model_dir = tmp_path_factory.mktemp("cold") / "model"
     train(load_config(overrides=tiny_overrides(example_dir, **{"training.max_epochs": 1, "training.limit_train_batches": 1, "model.losses_to_use": "[]"})), model_dir)
+    return model_dir
+
+
+def test_prediction_imports_no_lightning(example_dir, model_dir, tmp_path):
+    """Lightning, and the torchmetrics, scipy and matplotlib it imports, cost a fresh process more
+    than a second; a prediction job loads the network without them."""
     video = example_dir / "videos" / "session0.mp4"
     modules = imported_modules(str(ROOT / "scripts/predict.py"), "--model-dir", str(model_dir), "--output-dir", str(tmp_path / "preds"), str(video))
     assert (tmp_path / "preds" / "session0.h5").exists()
     assert "torch" in modules and not {"pytorch_lightning", "lightning_fabric", "torchmetrics"} & modules
+
+
+def test_prediction_ends_without_tearing_down_the_interpreter(example_dir, model_dir, tmp_path):
+    """The interpreter's teardown of torch took a second of each job: predict.py ends once its
+    files are written and Python's exit handlers (worker processes, logging) have run, without it."""
+    probe = (
+        "import atexit, runpy, sys\n"
+        "class Teardown:\n"
+        "    def __del__(self):\n"
+        "        print('interpreter torn down', flush=True)\n"
+        "keep = Teardown()\n"
+        "atexit.register(lambda: print('exit handlers ran', flush=True))\n"
+        f"sys.argv = ['predict.py', '--model-dir', {str(model_dir)!r}, '--output-dir', {str(tmp_path / 'preds')!r}, {str(example_dir / 'videos' / 'session0.mp4')!r}]\n"
+        f"runpy.run_path({str(ROOT / 'scripts/predict.py')!r}, run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["exit handlers ran"]
+    assert (tmp_path / "preds" / "session0.csv").exists() and (tmp_path / "preds" / "session0.h5").exists()
+    assert "session0.mp4: 60 frames" in out.stderr  # the log, flushed
 
 
 def test_the_worker_server_starts_before_the_model_loads(tmp_path):

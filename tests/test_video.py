@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -259,7 +260,8 @@ def test_decoder_process_hands_over_every_frame(tmp_path: Path) -> None:
 
 def test_decoder_process_validates_and_keeps_its_slots_between_streams(tmp_path: Path) -> None:
     """The worker validates each video itself (a bad one is reported with its path, the next go
-    on), makes larger slots when a video needs them, and keeps them for the next stream."""
+    on), makes larger slots when a video needs them, and keeps them for the next stream. A stream
+    prepared ahead is decoded before it is asked for."""
     from lightning_pose_lib.video.pyav_backend import _DecoderProcess, _planes_from_worker
 
     small, big, broken = tmp_path / "small.mp4", tmp_path / "big.mp4", tmp_path / "broken.mp4"
@@ -267,8 +269,14 @@ def test_decoder_process_validates_and_keeps_its_slots_between_streams(tmp_path:
     write_video(big, iter(smooth_frames(13, height=64, width=96)), fps=25.0)
     broken.write_bytes(b"not a video at all" * 100)
     cpu = torch.device("cpu")
-    _DecoderProcess.start(1)
-    for paths in ([small, broken, big, small], [big, small]):
+    first = [small, broken, big, small]
+    PyAVReader.prepare([[str(p) for p in first]], 4, device="cuda")  # what prediction on a GPU does
+    (begun,) = _DecoderProcess._begun[(tuple(map(str, first)), 4)]
+    deadline = time.monotonic() + 60
+    while begun.filled.empty() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not begun.filled.empty(), "the prepared worker sent nothing before its stream was asked for"
+    for paths in (first, [big, small]):
         events = list(_planes_from_worker([str(p) for p in paths], batch_size=4, device=cpu))
         for i, path in enumerate(paths):
             if path == broken:
@@ -279,8 +287,8 @@ def test_decoder_process_validates_and_keeps_its_slots_between_streams(tmp_path:
             np.testing.assert_array_equal(np.concatenate([e[2] for e in batches]), np.arange(len(decode_all(path))))
             frames = np.concatenate([e[3].rgb().numpy() for e in batches])
             assert np.abs(frames.astype(int) - decode_all(path)).max() <= 3
-    worker = _DecoderProcess.borrow()  # the one both streams used, given back after each
-    assert worker.slots and all(slot.numel() >= 4 * 64 * 96 * 3 // 2 for slot in worker.slots)
+    worker = _DecoderProcess._borrow()  # the one both streams used, given back after each
+    assert worker is begun and worker.slots and all(slot.numel() >= 4 * 64 * 96 * 3 // 2 for slot in worker.slots)
     worker.give_back()
 
 

@@ -72,9 +72,10 @@ def stream_videos(paths: list[str | os.PathLike], batch_size: int, backend: str 
     return _backend_class(backend).stream([os.fspath(p) for p in paths], batch_size, device)
 
 
-def prepare_streams(count: int, backend: str = "auto", device=None) -> None:
-    """Get ready for ``count`` concurrent :func:`stream_videos` calls (see :meth:`VideoReader.prepare`)."""
-    _backend_class(backend).prepare(count, device)
+def prepare_streams(streams: list[list[str | os.PathLike]], batch_size: int, backend: str = "auto", device=None) -> None:
+    """Get ready for concurrent :func:`stream_videos` calls, one per list of ``streams`` (see
+    :meth:`VideoReader.prepare`)."""
+    _backend_class(backend).prepare([[os.fspath(p) for p in paths] for paths in streams], batch_size, device)
 
 
 def _backend_class(backend: str) -> type[VideoReader]:

@@ -90,9 +90,10 @@ class VideoReader(abc.ABC):
         return readers
 
     @classmethod
-    def prepare(cls, streams: int, device=None) -> None:
-        """Get ready for ``streams`` concurrent :meth:`stream` calls to ``device``, e.g. start
-        worker processes in the background; most backends need nothing."""
+    def prepare(cls, streams: list[list[str]], batch_size: int, device=None) -> None:
+        """Get ready for the concurrent :meth:`stream` calls about to come, one per list of
+        ``streams`` (their ``paths``), e.g. start worker processes that begin decoding in the
+        background; most backends need nothing."""
 
     def close(self) -> None:
         """Release decoder resources; the base class holds none."""

@@ -157,11 +157,14 @@ class PyAVReader(VideoReader):
             yield from _planes_from_worker(list(paths), batch_size, torch.device(device))
 
     @classmethod
-    def prepare(cls, streams: int, device=None) -> None:
+    def prepare(cls, streams: list[list[str]], batch_size: int, device=None) -> None:
+        """For a GPU: each stream's worker process starts on its videos now, so that its first
+        batches are decoded by the time they are asked for (while the caller sets up the model)."""
         import torch
 
         if device is not None and torch.device(device).type == "cuda":
-            _DecoderProcess.start(streams)
+            for paths in streams:
+                _DecoderProcess.begin(paths, batch_size)
 
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
         self._check_batch_size(batch_size)
@@ -270,6 +273,7 @@ class _DecoderProcess:
     before decoding) and sends once."""
 
     _idle: list[_DecoderProcess] = []
+    _begun: dict[tuple, list[_DecoderProcess]] = {}  # (paths, batch size) -> workers already on that job
     _lock = threading.Lock()
 
     def __init__(self):
@@ -280,13 +284,26 @@ class _DecoderProcess:
         self.slots: list[torch.Tensor] = []  # the worker's latest slots, as received
 
     @classmethod
-    def start(cls, count: int) -> None:
-        """Have at least ``count`` idle workers (they start in the background)."""
+    def begin(cls, paths: list[str], batch_size: int) -> None:
+        """Give a worker the job of decoding ``paths`` now; :meth:`take` hands it over later."""
+        worker = cls._borrow()
+        worker.jobs.put((paths, batch_size))
         with cls._lock:
-            cls._idle += [cls() for _ in range(count - len(cls._idle))]
+            cls._begun.setdefault((tuple(paths), batch_size), []).append(worker)
 
     @classmethod
-    def borrow(cls) -> _DecoderProcess:
+    def take(cls, paths: list[str], batch_size: int) -> _DecoderProcess:
+        """A worker decoding ``paths``: the one :meth:`begin` started on them, or one started now."""
+        with cls._lock:
+            begun = cls._begun.get((tuple(paths), batch_size))
+            worker = begun.pop() if begun else None
+        if worker is None:
+            worker = cls._borrow()
+            worker.jobs.put((paths, batch_size))
+        return worker
+
+    @classmethod
+    def _borrow(cls) -> _DecoderProcess:
         with cls._lock:
             worker = cls._idle.pop() if cls._idle else None
         return worker if worker is not None and worker.process.is_alive() else cls()
@@ -308,8 +325,7 @@ def _planes_from_worker(paths: list[str], batch_size: int, device: torch.device)
     shared-memory slots, each slot copied to ``device`` and handed back to the worker."""
     import torch.multiprocessing  # noqa: F401  (registers how tensors go to another process)
 
-    worker = _DecoderProcess.borrow()
-    worker.jobs.put((paths, batch_size))
+    worker = _DecoderProcess.take(paths, batch_size)
     infos: dict[int, VideoInfo] = {}
     remaining = set(range(len(paths)))
     finished = False

@@ -86,6 +86,29 @@ def test_checkpoints_naming_the_schedules_former_module_still_load(tmp_path, mon
     assert type(network) is PoseNetwork and network.num_keypoints == 2
 
 
+@pytest.mark.parametrize("device", ["meta", "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU"))])
+def test_a_checkpoint_loads_into_a_network_built_on_the_device(tmp_path, device):
+    """Prediction builds the network where it runs (no CPU initialisation to throw away): every
+    tensor is made there (meta shows it: nothing is copied onto it), and on a real device holds the
+    checkpoint's values, the normalisation constants included."""
+    import warnings
+
+    from lightning_pose_lib import checkpoints
+
+    model = PoseModel(tiny_cfg(), num_keypoints=2)
+    path = tmp_path / "best.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # copying into meta tensors does nothing, and says so
+        network = checkpoints.load_pose_model(path, device)
+    tensors = dict(network.state_dict(keep_vars=True)) | dict(network.named_buffers())
+    assert {t.device.type for t in tensors.values()} == {device}
+    if device != "meta":
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, network.state_dict()[key].cpu()), key
+        assert torch.equal(network.mean.cpu(), model.mean) and torch.equal(network.std.cpu(), model.std)
+
+
 def test_pretrained_weights_from_a_file(tmp_path):
     source = create_backbone("resnet18")
     path = tmp_path / "weights.pth"

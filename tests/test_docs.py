@@ -56,7 +56,9 @@ STAND_INS = {
     # A user's imported dataset, named in the README's example config: the same kind of target here.
     "snakemake --profile profiles/default results/walk/summary.csv": "snakemake --profile profiles/default results/example/summary.csv -n",
     "python scripts/fetch_weights.py resnet50": "python scripts/fetch_weights.py --help",  # needs network
-    **{f"python scripts/benchmark.py {name}": f"python scripts/benchmark.py {name} --help" for name in ("ddp_scaling", "train_step", "planning", "throughput")},
+    **{f"python scripts/benchmark.py {name}": f"python scripts/benchmark.py {name} --help" for name in ("ddp_scaling", "train_step", "planning", "throughput", "cold_start")},
+    # Compiling a whole environment's packages takes minutes: the same command on the library.
+    "python -m compileall": "python -m compileall -q lightning_pose_lib",
     # No conda here: the environment file it reads must name the environment the command activates.
     "conda env create -f environment.yml && conda activate lightning-pose-lib":
         "python -c \"import yaml; assert yaml.safe_load(open('environment.yml'))['name'] == 'lightning-pose-lib'\"",

@@ -287,6 +287,7 @@ def test_decoder_process_validates_and_keeps_its_slots_between_streams(tmp_path:
             np.testing.assert_array_equal(np.concatenate([e[2] for e in batches]), np.arange(len(decode_all(path))))
             frames = np.concatenate([e[3].rgb().numpy() for e in batches])
             assert np.abs(frames.astype(int) - decode_all(path)).max() <= 3
+    assert not _DecoderProcess._begun  # handed over, and nothing kept of it
     worker = _DecoderProcess._borrow()  # the one both streams used, given back after each
     assert worker is begun and worker.slots and all(slot.numel() >= 4 * 64 * 96 * 3 // 2 for slot in worker.slots)
     worker.give_back()

@@ -294,9 +294,12 @@ class _DecoderProcess:
     @classmethod
     def take(cls, paths: list[str], batch_size: int) -> _DecoderProcess:
         """A worker decoding ``paths``: the one :meth:`begin` started on them, or one started now."""
+        key = (tuple(paths), batch_size)
         with cls._lock:
-            begun = cls._begun.get((tuple(paths), batch_size))
+            begun = cls._begun.get(key)
             worker = begun.pop() if begun else None
+            if begun == []:  # a long-lived process predicts many lists of videos: keep no empty entries
+                del cls._begun[key]
         if worker is None:
             worker = cls._borrow()
             worker.jobs.put((paths, batch_size))

@@ -45,7 +45,7 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu",
     if not allow_incomplete:
         _check_completed(Path(model_dir))
     device = torch.device(device)
-    if device.type == "cuda":  # the CUDA context (0.35 s on the H200 machine) is made while timm imports
+    if device.type == "cuda":  # the CUDA context (0.35 s on the H200 machine) is made while the checkpoint is read
         threading.Thread(target=torch.empty, args=(0,), kwargs={"device": device}, daemon=True).start()
     model = checkpoints.load_pose_model(path, device).eval()
     if model.device.type == "cuda":  # tensor cores read NHWC without a transpose

@@ -120,7 +120,7 @@ def test_pretrained_weights_from_a_file(tmp_path):
 
 
 def test_resnet_matches_torchvision():
-    """torchvision's ImageNet files (the ResNets' pretrained weights) load into timm's ResNet and
+    """torchvision's ImageNet files (the ResNets' pretrained weights) load into our ResNets and
     give torchvision's features."""
     import torchvision as tv
 
@@ -132,6 +132,30 @@ def test_resnet_matches_torchvision():
         trunk = torch.nn.Sequential(*list(reference.children())[:-2])
         with torch.no_grad():
             assert torch.allclose(ours(x), trunk(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnet101"])
+def test_resnets_are_timms_to_the_bit(name):
+    """Our ResNets replaced timm's (zero_init_last=False): same parameter names, so checkpoints of
+    either load into the other; from the same seed the same weights, and the same random stream after
+    them (the heads drawn next are the same too, so earlier trainings' figures hold); same features."""
+    import timm
+
+    torch.manual_seed(3)
+    ours = create_backbone(name)
+    ours_rng = torch.get_rng_state()
+    torch.manual_seed(3)
+    theirs = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", zero_init_last=False)
+    assert torch.equal(ours_rng, torch.get_rng_state())
+    assert list(ours.net.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.net.state_dict()[key], value), key
+    ours.net.train(), theirs.train()
+    x = torch.rand(2, 3, 64, 96)
+    torch.testing.assert_close(ours(x), theirs.forward_features(x), rtol=0, atol=0)  # batch statistics
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs.forward_features(x), rtol=0, atol=0)
 
 
 def _line_pca():

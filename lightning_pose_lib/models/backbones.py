@@ -1,10 +1,11 @@
 """Backbone registry and pretrained weights.
 
 A backbone maps images (B, 3, H, W) to features (B, C, H/s, W/s) and exposes ``out_channels`` and
-``stride`` (s). The networks come from timm; the registry names the ones whose features suit the
-heatmap head and says where their pretrained weights come from: torchvision's ImageNet files for
-the ResNets (as upstream Lightning Pose), timm's Hugging Face files for the others. Register a new
-backbone with ``register_backbone("name", Weights(...))(factory)``.
+``stride`` (s). The ResNets are written here (:mod:`.resnet`: a job predicting with one does not
+import timm), the others come from timm; the registry names the ones whose features suit the heatmap
+head and says where their pretrained weights come from: torchvision's ImageNet files for the ResNets
+(as upstream Lightning Pose), timm's Hugging Face files for the others. Register a new backbone with
+``register_backbone("name", Weights(...))(factory)``.
 
 Pretrained weights (:mod:`.weights`, a table that planning the workflow reads without torch) live
 in a cache folder (torch hub's ``$TORCH_HOME/hub/checkpoints`` unless told otherwise), under a file
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .resnet import resnet
 from .weights import PRETRAINED, Weights, default_weights_dir, fetch_weights, weights_of  # noqa: F401  (the registry's weights)
 
 
@@ -87,6 +89,20 @@ def load_pretrained(model: nn.Module, name: str, source: bool | str, allow_rando
         raise InputError(path, f"weights for backbone {name} lack parameters: {missing[:5]}")
 
 
+class ResNetBackbone(nn.Module):
+    """A ResNet trunk (:mod:`.resnet`) under ``net.``, where timm's ResNet had it: checkpoints of
+    either load."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.net = resnet(name)
+        self.out_channels, self.stride = self.net.out_channels, self.net.stride
+        self._register_load_state_dict_pre_hook(_older_key_names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class TimmBackbone(nn.Module):
     """A timm network without its classifier: images (B, 3, H, W) -> features (B, C, H/s, W/s).
 
@@ -118,7 +134,7 @@ class TimmBackbone(nn.Module):
 
 def _older_key_names(state_dict, prefix, *args):
     """Checkpoints written before the backbones came from timm name the ResNet's parameters
-    without ``net.`` (``backbone.layer1...``); timm's ResNet has the same names below it."""
+    without ``net.`` (``backbone.layer1...``); the ResNets have the same names below it."""
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(prefix + "net.")]:
         state_dict[prefix + "net." + key[len(prefix):]] = state_dict.pop(key)
 
@@ -127,11 +143,11 @@ def _register_timm(name: str, timm_name: str, **options) -> None:
     register_backbone(name)(lambda: TimmBackbone(timm_name, **options))
 
 
-# The ResNets keep zero_init_last=False: the residual branches' last BatchNorm starts at 1, as in
-# torchvision, which the accuracy figures in docs/benchmarks.md were measured with. Their weights and
-# the others': .weights.PRETRAINED.
+# The ResNets are initialised as timm's with zero_init_last=False (the residual branches' last
+# BatchNorm starts at 1, as in torchvision), which the accuracy figures in docs/benchmarks.md were
+# measured with. Their weights and the others': .weights.PRETRAINED.
 for _name in ("resnet18", "resnet34", "resnet50", "resnet101"):
-    _register_timm(_name, _name, zero_init_last=False)
+    register_backbone(_name)(lambda name=_name: ResNetBackbone(name))
 _register_timm("convnext_tiny", "convnext_tiny")
 _register_timm("efficientnet_b0", "efficientnet_b0")
 _register_timm("vits_dino", "vit_small_patch16_224", dynamic_img_size=True)  # stride 16, any input size

@@ -37,8 +37,8 @@ class Weights:
 
 
 # The ResNets: torchvision's ImageNet files (resnet18/34: IMAGENET1K_V1, resnet50/101:
-# IMAGENET1K_V2), as upstream Lightning Pose; timm's ResNet has torchvision's parameter names. Their
-# file names carry the first 8 hex digits of the SHA-256, which torch hub checks; we check all 64.
+# IMAGENET1K_V2), as upstream Lightning Pose; .resnet has torchvision's parameter names. Their file
+# names carry the first 8 hex digits of the SHA-256, which torch hub checks; we check all 64.
 # The others: timm's own files in its Hugging Face repositories (safetensors); vits_dino is
 # upstream's name for ViT-S/16 trained with DINO.
 _TV = "https://download.pytorch.org/models/"

@@ -12,12 +12,14 @@ import copy
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import jsonschema
 import yaml
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 Config = dict[str, Any]
 
@@ -95,6 +97,8 @@ def validate(cfg: Mapping, source: str | os.PathLike = "config") -> None:
 def first_error(cfg: Mapping, against: Mapping) -> tuple[list[str], str] | None:
     """The first place where ``cfg`` breaks the JSON schema ``against``: (the key's path, one line
     naming the key and the problem), or None."""
+    import jsonschema  # here: a prediction job reads YAML through this module and validates nothing
+
     validator = jsonschema.Draft202012Validator(against)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:

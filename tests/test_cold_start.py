@@ -37,15 +37,16 @@ def model_dir(example_dir, tmp_path_factory):
     return model_dir
 
 
-def test_prediction_imports_neither_lightning_nor_timm(example_dir, model_dir, tmp_path):
+def test_prediction_imports_only_what_it_uses(example_dir, model_dir, tmp_path):
     """Lightning, and the torchmetrics, scipy and matplotlib it imports, cost a fresh process more
     than a second; so does timm, which imports torchvision and with it torch's compiler. A
-    prediction job loads a ResNet network (the default backbones) without any of them."""
+    prediction job loads a ResNet network (the default backbones) without any of them, and
+    validates no config (jsonschema)."""
     video = example_dir / "videos" / "session0.mp4"
     modules = imported_modules(str(ROOT / "scripts/predict.py"), "--model-dir", str(model_dir), "--output-dir", str(tmp_path / "preds"), str(video))
     assert (tmp_path / "preds" / "session0.h5").exists()
     assert "torch" in modules
-    assert not {"pytorch_lightning", "lightning_fabric", "torchmetrics", "timm", "torchvision", "torch._dynamo"} & modules
+    assert not {"pytorch_lightning", "lightning_fabric", "torchmetrics", "timm", "torchvision", "torch._dynamo", "jsonschema"} & modules
 
 
 def test_prediction_ends_without_tearing_down_the_interpreter(example_dir, model_dir, tmp_path):

@@ -7,8 +7,8 @@ default backbones, so a job predicting with one imports neither.
 
 The network is timm's and torchvision's ResNet (v1.5: a Bottleneck strides in its 3x3 conv) with their
 parameter names, so torchvision's ImageNet files and checkpoints trained with timm's ResNet load
-unchanged. It is also built in the same order and initialised the same way as timm's
-(``zero_init_last=False``), so a seed gives the same weights and the same random stream after them:
+unchanged. Its modules are also registered in the same order and initialised the same way as
+timm's (``zero_init_last=False``), so a seed gives the same weights and the same random stream after them:
 ``tests/test_models.py`` compares the two.
 """
 

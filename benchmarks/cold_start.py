@@ -11,9 +11,11 @@
 2. Prediction: scripts/predict.py with that model on 1, 8 and 32 (``--videos``) copies (hard links)
    of the first video of ``DIR/videos``, one fresh process each, as a job runs: wall time; fixed
    cost, from process start to the first batch predicted (the process logs it); first-pass
-   frames/s, the frames over the rest of the wall time; and the warm rate: the same videos
+   frames/s, the frames over the time from then until every video's files are written (logged
+   too); the exit, from then until the process is gone; and the warm rate: the same videos
    predicted a second time by one process that already predicted them once (model, decoders and
-   GPU warm). Ratios: first pass / warm, fixed cost / wall.
+   GPU warm; that pass also ends with its files written). Ratios: first pass / warm, fixed cost /
+   wall.
 
 Prints one line per figure and writes them to OUT/cold_start.json.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mirror-mouse-example"
 FIRST_BATCH = re.compile(r"first batch predicted: \d+ frames, ([\d.]+) s after the process started")
+ALL_WRITTEN = re.compile(r"all videos predicted and written: \d+ frames, ([\d.]+) s after the process started")
 
 
 def run(command: list[str], env: dict, what: str) -> tuple[float, str]:
@@ -68,23 +71,24 @@ def benchmark_prediction(args, env: dict, model_dir: Path, count: int) -> dict:
     common = ["--model-dir", str(model_dir), "--overwrite", *(["--batch-size", str(args.batch_size)] if args.batch_size else []), *(["--backend", args.backend] if args.backend else [])]
     command = [sys.executable, str(ROOT / "scripts/predict.py"), *common, "--output-dir", str(args.out / f"preds_{count}"), "--report", str(report), *paths]
     wall, log = run(command, env, f"prediction of {count} videos")
-    found = FIRST_BATCH.search(log)
-    if found is None:
-        sys.exit(f"prediction of {count} videos: no 'first batch predicted' line in its log:\n{log[-3000:]}")
-    fixed = float(found.group(1))
+    found, written = FIRST_BATCH.search(log), ALL_WRITTEN.search(log)
+    if found is None or written is None:
+        sys.exit(f"prediction of {count} videos: no 'first batch predicted' or 'all videos predicted' line in its log:\n{log[-3000:]}")
+    fixed, done = float(found.group(1)), float(written.group(1))
     frames = sum(r["frames"] for r in json.loads(report.read_text())["videos"])
     warm_command = [sys.executable, __file__, "--warm-pass", str(model_dir), str(args.out / f"warm_{count}"), str(args.batch_size or ""), args.backend or "", *paths]
     _, warm_log = run(warm_command, env, f"warm prediction of {count} videos")
     warm_fps = float(re.search(r"warm pass: ([\d.]+) frames/s", warm_log).group(1))
     backend = re.search(r"video backend: (\w+) \((.*)\)", log)
-    first_pass_fps = frames / max(wall - fixed, 1e-9)
+    first_pass_fps = frames / max(done - fixed, 1e-9)
     figures = {
-        "videos": count, "frames": frames, "wall_s": round(wall, 2), "fixed_cost_s": fixed, "first_pass_fps": round(first_pass_fps, 1), "warm_fps": round(warm_fps, 1),
+        "videos": count, "frames": frames, "wall_s": round(wall, 2), "fixed_cost_s": fixed, "exit_s": round(wall - done, 2),
+        "first_pass_fps": round(first_pass_fps, 1), "warm_fps": round(warm_fps, 1),
         "first_pass_over_warm": round(first_pass_fps / warm_fps, 3), "fixed_cost_over_wall": round(fixed / wall, 3),
         "backend": backend.group(1) if backend else None, "backend_reason": backend.group(2) if backend else None,
     }
     print(f"predict: {count} videos, {frames} frames ({figures['backend']}): {wall:.1f} s wall, fixed cost {fixed:.2f} s "
-          f"({figures['fixed_cost_over_wall']:.2f} of wall), first pass {first_pass_fps:.0f} frames/s, warm {warm_fps:.0f} frames/s "
+          f"({figures['fixed_cost_over_wall']:.2f} of wall), exit {figures['exit_s']:.2f} s, first pass {first_pass_fps:.0f} frames/s, warm {warm_fps:.0f} frames/s "
           f"(first pass / warm {figures['first_pass_over_warm']:.2f})")
     return figures
 

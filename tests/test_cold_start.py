@@ -69,6 +69,24 @@ def test_prediction_ends_without_tearing_down_the_interpreter(example_dir, model
     assert "session0.mp4: 60 frames" in out.stderr  # the log, flushed
 
 
+def test_the_worker_server_ends_with_the_process(tmp_path):
+    """The decoders' and writers' fork server holds the process's stdout and stderr: the process
+    ends it at its exit instead of leaving it to its own teardown (torch's: half a second), for
+    which whatever reads the job's output would wait. This server's teardown takes a minute."""
+    (tmp_path / "slow_teardown.py").write_text("import atexit, time\natexit.register(time.sleep, 60)\n")
+    probe = (
+        "from lightning_pose_lib import workers\n"
+        "workers.PRELOAD = [*workers.PRELOAD, 'slow_teardown']\n"
+        "workers.start_server()\n"
+        "worker = workers.context().Process(target=int)  # started once the server has preloaded\n"
+        "worker.start(); worker.join()\n"
+        "print('worker exit code', worker.exitcode, flush=True)\n"
+    )
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))  # the server's own sys.path
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=40, env={**os.environ, "PYTHONPATH": path})
+    assert out.returncode == 0 and "worker exit code 0" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
 def test_the_worker_server_starts_before_the_model_loads(tmp_path):
     """The decoder and writer processes come from one fork server whose start-up imports torch: it
     starts before the model loads, so that the two run side by side."""

@@ -39,8 +39,9 @@ def start_server() -> None:
 def _stop_server() -> None:
     """At exit, end the fork server this process started. Left alone, it ends once this process is
     gone, but only after its interpreter's teardown of torch (0.5 s on the 2-core machine), all the
-    while holding this process's stdout and stderr open: whatever reads them (a shell pipeline, the
-    job's log, ``subprocess.run``) waits for it. SIGTERM ends it without that teardown."""
+    while holding this process's stdout and stderr open: whatever reads them through a pipe (a
+    shell pipeline, ``subprocess.run`` capturing them) waits for it. SIGTERM ends it without that
+    teardown."""
     pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)  # set only where this process started it
     if pid:
         try:

@@ -6,8 +6,10 @@
 
 1. Training: scripts/train.py trains ``--epochs`` epochs on ``--data`` (a dataset folder: label
    CSV and ``videos/``; default the mirror-mouse example beside the repository) with
-   config/model.yaml and the ``--set`` overrides: wall time of the process, and its steady
-   training steps/s (train_status.json).
+   config/model.yaml and the ``--set`` overrides: wall time of the process, split (from the lines
+   the process logs) into its start (until the first training step is done), the epochs, the end
+   (the labeled frames predicted, the model folder written) and the exit; and its steady training
+   steps/s (train_status.json).
 2. Prediction: scripts/predict.py with that model on 1, 8 and 32 (``--videos``) copies (hard links)
    of the first video of ``DIR/videos``, one fresh process each, as a job runs: wall time; fixed
    cost, from process start to the first batch predicted (the process logs it); first-pass
@@ -34,6 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mirror-mouse-example"
 FIRST_BATCH = re.compile(r"first batch predicted: \d+ frames, ([\d.]+) s after the process started")
 ALL_WRITTEN = re.compile(r"all videos predicted and written: \d+ frames, ([\d.]+) s after the process started")
+FIRST_STEP = re.compile(r"first training step done: ([\d.]+) s after the process started")
+FIT_ENDED = re.compile(r"training ended after epoch \d+, ([\d.]+) s after the process started")
+TRAINED = re.compile(r"training done and written: ([\d.]+) s after the process started")
 
 
 def run(command: list[str], env: dict, what: str) -> tuple[float, str]:
@@ -49,10 +54,18 @@ def run(command: list[str], env: dict, what: str) -> tuple[float, str]:
 def benchmark_training(args, env: dict, model_dir: Path) -> dict:
     overrides = [f"data.data_dir={args.data.resolve()}", "data.video_dir=videos", f"training.max_epochs={args.epochs}", f"training.min_epochs={args.epochs}", *args.set]
     command = [sys.executable, str(ROOT / "scripts/train.py"), "--config", str(ROOT / "config/model.yaml"), "--model-dir", str(model_dir), *overrides]
-    wall, _ = run(command, env, "training")
+    wall, log = run(command, env, "training")
+    marks = [pattern.search(log) for pattern in (FIRST_STEP, FIT_ENDED, TRAINED)]
+    if not all(marks):
+        sys.exit(f"training: no 'first training step done', 'training ended' or 'training done' line in its log:\n{log[-3000:]}")
+    first_step, fit_ended, done = (float(mark.group(1)) for mark in marks)
     status = json.loads((model_dir / "train_status.json").read_text())
-    figures = {"epochs": args.epochs, "wall_s": round(wall, 2), "steps_per_s": status.get("train_steps_per_s"), "wall_per_epoch_s": round(wall / args.epochs, 3)}
-    print(f"train: {args.epochs} epochs: {wall:.1f} s wall ({wall / args.epochs:.2f} s per epoch), steady {figures['steps_per_s'] or 0:.1f} steps/s")
+    figures = {
+        "epochs": args.epochs, "wall_s": round(wall, 2), "steps_per_s": status.get("train_steps_per_s"), "wall_per_epoch_s": round(wall / args.epochs, 3),
+        "start_s": first_step, "fit_s": round(fit_ended - first_step, 2), "end_s": round(done - fit_ended, 2), "exit_s": round(wall - done, 2),
+    }
+    print(f"train: {args.epochs} epochs: {wall:.1f} s wall ({wall / args.epochs:.2f} s per epoch), steady {figures['steps_per_s'] or 0:.1f} steps/s; "
+          f"start to the first step {first_step:.2f} s, the epochs {figures['fit_s']:.2f} s, labeled predictions and files {figures['end_s']:.2f} s, exit {figures['exit_s']:.2f} s")
     return figures
 
 

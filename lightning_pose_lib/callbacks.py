@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import checkpoints
-from .progress import Reporter, duration, in_terminal
+from .progress import Reporter, duration, in_terminal, since_process_start
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,7 @@ class TrainingProgress(Reporter, pl.Callback):
         self._epoch_start = 0.0
         self._timed_epochs = 0
         self._validated = 0  # the epoch (from 1) of the latest validation
+        self._first_step_done = False
 
     def on_train_start(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -303,6 +304,11 @@ class TrainingProgress(Reporter, pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.bar is not None:
             self.bar.update(1)
+        if not self._first_step_done and trainer.is_global_zero:
+            # The job's start ends here (TrainingSpeed, which runs first, has synchronised the
+            # GPU); benchmarks/cold_start.py reads this line.
+            self._first_step_done = True
+            self.say(f"first training step done: {since_process_start()} s after the process started")
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:

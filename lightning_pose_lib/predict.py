@@ -24,7 +24,7 @@ from .errors import InputError
 from .table_writers import table_writers
 from .models.cuda_graphs import InferenceGraph
 from .models.network import CONTEXT, PoseNetwork
-from .progress import VideoProgress
+from .progress import VideoProgress, since_process_start
 from .status import STATUS_FILE, read_status
 from .streams import compute_stream
 from .video import available_cpus, prediction_backend, prepare_streams, stream_videos
@@ -220,7 +220,7 @@ def predict_videos(
                     first_batch = False
                     if model.device.type == "cuda":
                         in_flight[-1].synchronize()
-                    log.info("first batch predicted: %d frames, %s s after the process started", rows, _since_process_start())
+                    log.info("first batch predicted: %d frames, %s s after the process started", rows, since_process_start())
             for job_id in [j for j, s in states.items() if s.ended and s.waiting() == 0]:
                 writes.put((job_id, states.pop(job_id).to_host()))
                 report.done(job_id)
@@ -235,7 +235,7 @@ def predict_videos(
         results.setdefault(i, VideoResult(str(video), InputError(video, "the decoder returned no frames"), 0.0))
     frames = sum(len(r.outcome) for r in results.values() if not isinstance(r.outcome, Exception))
     # benchmarks/cold_start.py reads this line too: the pass ends here, before the process's exit
-    log.info("all videos predicted and written: %d frames, %s s after the process started", frames, _since_process_start())
+    log.info("all videos predicted and written: %d frames, %s s after the process started", frames, since_process_start())
     return [results[i] for i in range(len(jobs))]
 
 
@@ -248,15 +248,6 @@ def decoder_count(decoders: int | None, videos: int, backend: str) -> int:
         decoders = min(DECODERS, available_cpus()) if backend == "pyav" else DECODERS
     return max(1, min(decoders, videos))
 
-
-def _since_process_start() -> str:
-    """Seconds since this process started (Linux: /proc), to two decimals; "?" elsewhere."""
-    try:
-        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
-            started = int(stat.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
-            return f"{float(uptime.read().split()[0]) - started:.2f}"
-    except (OSError, ValueError, IndexError):
-        return "?"
 
 
 IN_FLIGHT = 3  # batches queued on the GPU ahead of the one being prepared

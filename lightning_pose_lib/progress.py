@@ -9,6 +9,7 @@ and the lines are printed above it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -29,6 +30,17 @@ def duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds} s"
+
+
+def since_process_start() -> str:
+    """Seconds since this process started (Linux: /proc), to two decimals; "?" elsewhere. The
+    lines that end a job's start and its work carry it (benchmarks/cold_start.py reads them)."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started = int(stat.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+            return f"{float(uptime.read().split()[0]) - started:.2f}"
+    except (OSError, ValueError, IndexError):
+        return "?"
 
 
 class Reporter:

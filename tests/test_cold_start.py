@@ -49,9 +49,20 @@ def test_prediction_imports_only_what_it_uses(example_dir, model_dir, tmp_path):
     assert not {"pytorch_lightning", "lightning_fabric", "torchmetrics", "timm", "torchvision", "torch._dynamo", "jsonschema"} & modules
 
 
-def test_prediction_ends_without_tearing_down_the_interpreter(example_dir, model_dir, tmp_path):
-    """The interpreter's teardown of torch took a second of each job: predict.py ends once its
-    files are written and Python's exit handlers (worker processes, logging) have run, without it."""
+@pytest.mark.parametrize("script", ["predict.py", "train.py"])
+def test_a_job_ends_without_tearing_down_the_interpreter(script, example_dir, model_dir, tmp_path):
+    """The interpreter's teardown of torch (and Lightning) took a second or more of each job: the
+    entry scripts end once their files are written and Python's exit handlers (worker processes,
+    logging) have run, without it."""
+    if script == "predict.py":
+        args = ["--model-dir", str(model_dir), "--output-dir", str(tmp_path / "preds"), str(example_dir / "videos" / "session0.mp4")]
+        outputs = [tmp_path / "preds" / "session0.csv", tmp_path / "preds" / "session0.h5"]
+        logged = "session0.mp4: 60 frames"
+    else:
+        overrides = tiny_overrides(example_dir, **{"training.max_epochs": 1, "training.limit_train_batches": 1, "model.losses_to_use": "[]"})
+        args = ["--model-dir", str(tmp_path / "model"), *overrides]
+        outputs = [tmp_path / "model" / "predictions.csv", tmp_path / "model" / "train_status.json"]
+        logged = "training done and written"
     probe = (
         "import atexit, runpy, sys\n"
         "class Teardown:\n"
@@ -59,14 +70,14 @@ def test_prediction_ends_without_tearing_down_the_interpreter(example_dir, model
         "        print('interpreter torn down', flush=True)\n"
         "keep = Teardown()\n"
         "atexit.register(lambda: print('exit handlers ran', flush=True))\n"
-        f"sys.argv = ['predict.py', '--model-dir', {str(model_dir)!r}, '--output-dir', {str(tmp_path / 'preds')!r}, {str(example_dir / 'videos' / 'session0.mp4')!r}]\n"
-        f"runpy.run_path({str(ROOT / 'scripts/predict.py')!r}, run_name='__main__')\n"
+        f"sys.argv = [{script!r}, *{args!r}]\n"
+        f"runpy.run_path({str(ROOT / 'scripts' / script)!r}, run_name='__main__')\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.splitlines() == ["exit handlers ran"]
-    assert (tmp_path / "preds" / "session0.csv").exists() and (tmp_path / "preds" / "session0.h5").exists()
-    assert "session0.mp4: 60 frames" in out.stderr  # the log, flushed
+    assert out.stdout.splitlines()[-1] == "exit handlers ran" and "interpreter torn down" not in out.stdout
+    assert all(path.exists() for path in outputs)
+    assert logged in out.stderr  # the log, flushed
 
 
 def test_the_worker_server_ends_with_the_process(tmp_path):
@@ -151,7 +162,10 @@ def test_cold_start_benchmark_runs_the_entry_points(example_dir, tmp_path):
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads((tmp_path / "cold_start.json").read_text())
-    assert figures["train"]["epochs"] == 1 and figures["train"]["wall_s"] > 0
+    train = figures["train"]
+    assert train["epochs"] == 1 and train["wall_s"] > 0
+    assert 0 < train["start_s"] and 0 <= train["fit_s"] and 0 <= train["end_s"] and 0 <= train["exit_s"]
+    assert train["start_s"] + train["fit_s"] + train["end_s"] + train["exit_s"] == pytest.approx(train["wall_s"], abs=0.5)
     (job,) = figures["predict"]
     assert job["videos"] == 1 and job["frames"] == 60 and job["backend"] == "pyav"
     assert 0 < job["fixed_cost_s"] < job["wall_s"] and 0 <= job["exit_s"] < job["wall_s"] - job["fixed_cost_s"]

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, logged_scalars, tiny_overrides
@@ -225,3 +226,16 @@ def test_training_speed_leaves_out_the_first_epoch():
     assert speed.steps_per_second() == 1.0  # a single epoch counts
     speed.epochs = [(9, 9.0), (9, 1.0), (18, 2.0)]  # the first one warmed up
     assert speed.steps_per_second() == 9.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_labeled_frames_are_predicted_on_the_training_device(example_dir, tmp_path, monkeypatch):
+    import lightning_pose_lib.train as training
+
+    devices = []
+    predict_labeled = training.predict_labeled
+    monkeypatch.setattr(training, "predict_labeled", lambda model, *args, **kwargs: devices.append(model.device.type) or predict_labeled(model, *args, **kwargs))
+    overrides = tiny_overrides(example_dir, **{"training.max_epochs": 1, "training.accelerator": "gpu", "model.losses_to_use": "[]"})
+    train(load_config(overrides=overrides), tmp_path / "model")
+    assert devices == ["cuda"]

@@ -239,3 +239,33 @@ def test_labeled_frames_are_predicted_on_the_training_device(example_dir, tmp_pa
     overrides = tiny_overrides(example_dir, **{"training.max_epochs": 1, "training.accelerator": "gpu", "model.losses_to_use": "[]"})
     train(load_config(overrides=overrides), tmp_path / "model")
     assert devices == ["cuda"]
+
+
+def test_labeled_frames_are_read_by_several_threads_as_one_reads_them(example_dir, monkeypatch):
+    """Reading the labeled images is most of a training's start when frames are large: several
+    threads decode and resize them (PIL and torch release the interpreter lock); rows, sizes and
+    pixels come out as one thread gives them."""
+    import threading
+    import time
+
+    import lightning_pose_lib.data.labeled as labeled
+    from lightning_pose_lib.dataset import load_dataset
+
+    dataset = load_dataset(load_config(overrides=tiny_overrides(example_dir)))
+    rows = dataset.rows("train")
+    threads = set()
+    read_image = labeled.read_image
+
+    def slow_read(path):
+        threads.add(threading.get_ident())
+        time.sleep(0.01)  # long enough for the threads to overlap
+        return read_image(path)
+
+    monkeypatch.setattr(labeled, "read_image", slow_read)
+    monkeypatch.setattr(labeled, "available_cpus", lambda: 4)
+    frames = labeled.LabeledFrames(dataset.labels, dataset.data_dir, (64, 128), rows)
+    assert len(threads) > 1
+    monkeypatch.setattr(labeled, "DECODE_THREADS", 1)
+    alone = labeled.LabeledFrames(dataset.labels, dataset.data_dir, (64, 128), rows)
+    assert frames.rows.tolist() == alone.rows.tolist() == list(rows)
+    assert torch.equal(frames.images, alone.images) and torch.equal(frames.orig_hw, alone.orig_hw)

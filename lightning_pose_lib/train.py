@@ -192,7 +192,9 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     log.info("training ended after epoch %d, %s s after the process started; predicting the %d labeled frames with the best checkpoint on %s",
              trainer.current_epoch, since_process_start(), len(dataset.labels.keypoints), device)
     best_model = checkpoints.load_pose_model(ckpt_dir / "best.ckpt", device)
-    table = predict_labeled(best_model, dataset, batch_size=train_cfg["test_batch_size"])
+    sets = [train_set, val_set]  # read at the start: only the other labeled frames are read again
+    decoded = list(zip(*(frames.views for frames in sets))) if dataset.view_names else [sets]
+    table = predict_labeled(best_model, dataset, batch_size=train_cfg["test_batch_size"], decoded=decoded)
     write_csv(table, model_dir / "predictions.csv")
     from .metrics import SET_COLUMN, mean_pose_baseline, pixel_error, summarize_pixel_error, unconverged_warning
 

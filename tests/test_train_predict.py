@@ -269,3 +269,25 @@ def test_labeled_frames_are_read_by_several_threads_as_one_reads_them(example_di
     alone = labeled.LabeledFrames(dataset.labels, dataset.data_dir, (64, 128), rows)
     assert frames.rows.tolist() == alone.rows.tolist() == list(rows)
     assert torch.equal(frames.images, alone.images) and torch.equal(frames.orig_hw, alone.orig_hw)
+
+
+def test_frames_read_at_the_start_are_not_read_again_at_the_end(example_dir, monkeypatch):
+    """The labeled frames' predictions at a training's end take the training and validation
+    frames decoded at its start and read only the others, to the same pixels."""
+    import lightning_pose_lib.data.labeled as labeled
+    from lightning_pose_lib.dataset import load_dataset
+
+    dataset = load_dataset(load_config(overrides=tiny_overrides(example_dir)))
+    sets = [labeled.LabeledFrames(dataset.labels, dataset.data_dir, (64, 128), dataset.rows(name)) for name in ("train", "validation")]
+    fresh = labeled.LabeledFrames(dataset.labels, dataset.data_dir, (64, 128))
+    read = []
+    read_image = labeled.read_image
+    monkeypatch.setattr(labeled, "read_image", lambda path: read.append(path) or read_image(path))
+    reused = labeled.LabeledFrames(dataset.labels, dataset.data_dir, (64, 128), decoded=sets)
+    others = sorted(set(range(len(dataset.labels.keypoints))) - set(dataset.rows("train")) - set(dataset.rows("validation")))
+    assert others and sorted(read) == sorted(dataset.data_dir / dataset.labels.image_paths[row] for row in others)
+    assert torch.equal(reused.images, fresh.images) and torch.equal(reused.orig_hw, fresh.orig_hw)
+    assert torch.equal(reused.keypoints.nan_to_num(-1), fresh.keypoints.nan_to_num(-1))
+    read.clear()
+    labeled.LabeledFrames(dataset.labels, dataset.data_dir, (32, 64), decoded=sets)  # another size: all read
+    assert len(read) == len(dataset.labels.keypoints)

@@ -6,6 +6,7 @@ import concurrent.futures
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,12 +25,19 @@ class LabeledFrames(Dataset):
     ``context=True``; ``keypoints`` (K, 2) model-input pixels (NaN = unlabeled); ``index`` (row of
     the label CSV); ``orig_hw`` (height, width of the original image)."""
 
-    def __init__(self, labels: Labels, data_dir: str | os.PathLike, size_hw: tuple[int, int], rows=None, context: bool = False):
+    def __init__(self, labels: Labels, data_dir: str | os.PathLike, size_hw: tuple[int, int], rows=None, context: bool = False, decoded: Sequence[LabeledFrames] = ()):
+        """``decoded``: frames of these labels already read at this size (the training and
+        validation sets, when a training ends); their rows are taken from them, not read again."""
         self.rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
         self.size_hw = tuple(size_hw)
+        self.context = context
+        known = {int(row): (part, i) for part in decoded if (part.size_hw, part.context) == (self.size_hw, context) for i, row in enumerate(part.rows)}
 
         def read(row: int) -> tuple[tuple[int, int], torch.Tensor]:
             """The labeled frame's size, and it (with its neighbours, for context) at the model's size."""
+            if int(row) in known:
+                part, i = known[int(row)]
+                return tuple(part.orig_hw[i].int().tolist()), part.images[i]
             path = Path(data_dir) / labels.image_paths[row]
             frame = read_image(path)
             frames = [frame if p == path else read_image(p) for p in context_paths(path)] if context else [frame]

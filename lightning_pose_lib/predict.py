@@ -250,7 +250,6 @@ def decoder_count(decoders: int | None, videos: int, backend: str) -> int:
     return max(1, min(decoders, videos))
 
 
-
 IN_FLIGHT = 3  # batches queued on the GPU ahead of the one being prepared
 
 _NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -190,7 +190,7 @@ def _train(cfg: dict[str, Any], model_dir: Path, dataset) -> dict[str, float] | 
     # predicted 10 frames/s on 2 CPU cores, and a dataset has hundreds to thousands of labels.
     device = trainer.strategy.root_device
     log.info("training ended after epoch %d, %s s after the process started; predicting the %d labeled frames with the best checkpoint on %s",
-             trainer.current_epoch, since_process_start(), len(dataset.labels.keypoints), device)
+             trainer.current_epoch, since_process_start(), len(dataset.labels), device)
     best_model = checkpoints.load_pose_model(ckpt_dir / "best.ckpt", device)
     sets = [train_set, val_set]  # read at the start: only the other labeled frames are read again
     decoded = list(zip(*(frames.views for frames in sets))) if dataset.view_names else [sets]

@@ -19,7 +19,8 @@
    GPU warm; that pass also ends with its files written). Ratios: first pass / warm, fixed cost /
    wall.
 
-Prints one line per figure and writes them to OUT/cold_start.json.
+Prints one line per figure and writes them to OUT/cold_start.json; each process's log goes to
+OUT/train.log, OUT/predict_N.log and OUT/warm_N.log.
 """
 
 import argparse
@@ -41,11 +42,13 @@ FIT_ENDED = re.compile(r"training ended after epoch \d+, ([\d.]+) s after the pr
 TRAINED = re.compile(r"training done and written: ([\d.]+) s after the process started")
 
 
-def run(command: list[str], env: dict, what: str) -> tuple[float, str]:
-    """Wall seconds and stderr of a fresh process; stops the benchmark when it fails."""
+def run(command: list[str], env: dict, what: str, log: Path) -> tuple[float, str]:
+    """Wall seconds and stderr of a fresh process (also written to ``log``); stops the benchmark
+    when it fails."""
     start = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - start
+    log.write_text(out.stderr)
     if out.returncode != 0:
         sys.exit(f"{what} failed (exit status {out.returncode}):\n{out.stderr[-3000:]}")
     return wall, out.stderr
@@ -54,7 +57,7 @@ def run(command: list[str], env: dict, what: str) -> tuple[float, str]:
 def benchmark_training(args, env: dict, model_dir: Path) -> dict:
     overrides = [f"data.data_dir={args.data.resolve()}", "data.video_dir=videos", f"training.max_epochs={args.epochs}", f"training.min_epochs={args.epochs}", *args.set]
     command = [sys.executable, str(ROOT / "scripts/train.py"), "--config", str(ROOT / "config/model.yaml"), "--model-dir", str(model_dir), *overrides]
-    wall, log = run(command, env, "training")
+    wall, log = run(command, env, "training", args.out / "train.log")
     marks = [pattern.search(log) for pattern in (FIRST_STEP, FIT_ENDED, TRAINED)]
     if not all(marks):
         sys.exit(f"training: no 'first training step done', 'training ended' or 'training done' line in its log:\n{log[-3000:]}")
@@ -83,14 +86,14 @@ def benchmark_prediction(args, env: dict, model_dir: Path, count: int) -> dict:
     report = args.out / f"report_{count}.json"
     common = ["--model-dir", str(model_dir), "--overwrite", *(["--batch-size", str(args.batch_size)] if args.batch_size else []), *(["--backend", args.backend] if args.backend else [])]
     command = [sys.executable, str(ROOT / "scripts/predict.py"), *common, "--output-dir", str(args.out / f"preds_{count}"), "--report", str(report), *paths]
-    wall, log = run(command, env, f"prediction of {count} videos")
+    wall, log = run(command, env, f"prediction of {count} videos", args.out / f"predict_{count}.log")
     found, written = FIRST_BATCH.search(log), ALL_WRITTEN.search(log)
     if found is None or written is None:
         sys.exit(f"prediction of {count} videos: no 'first batch predicted' or 'all videos predicted' line in its log:\n{log[-3000:]}")
     fixed, done = float(found.group(1)), float(written.group(1))
     frames = sum(r["frames"] for r in json.loads(report.read_text())["videos"])
     warm_command = [sys.executable, __file__, "--warm-pass", str(model_dir), str(args.out / f"warm_{count}"), str(args.batch_size or ""), args.backend or "", *paths]
-    _, warm_log = run(warm_command, env, f"warm prediction of {count} videos")
+    _, warm_log = run(warm_command, env, f"warm prediction of {count} videos", args.out / f"warm_{count}.log")
     warm_fps = float(re.search(r"warm pass: ([\d.]+) frames/s", warm_log).group(1))
     backend = re.search(r"video backend: (\w+) \((.*)\)", log)
     first_pass_fps = frames / max(done - fixed, 1e-9)

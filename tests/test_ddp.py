@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import RandomSampler
 
@@ -191,7 +190,7 @@ def test_num_gpus_means_cpu_processes_only_with_an_explicit_cpu_accelerator():
     assert _strategy(1) == "auto"
     strategy = _strategy(2)
     assert isinstance(strategy, DDPStrategy) and strategy._start_method == "popen"
-    assert isinstance(strategy.cluster_environment, LightningEnvironment)
+    assert strategy.cluster_environment is None  # the Trainer's plugin, LightningEnvironment (test_train_predict.py)
     assert strategy._ddp_kwargs == {"broadcast_buffers": False}  # see test_every_rank_validates_rank_0s_statistics
 
 

@@ -1,6 +1,7 @@
 """Training and prediction through the library and the standalone scripts, on small real data."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -239,6 +240,23 @@ def test_labeled_frames_are_predicted_on_the_training_device(example_dir, tmp_pa
     overrides = tiny_overrides(example_dir, **{"training.max_epochs": 1, "training.accelerator": "gpu", "model.losses_to_use": "[]"})
     train(load_config(overrides=overrides), tmp_path / "model")
     assert devices == ["cuda"]
+
+
+def test_training_takes_no_cluster_environment_from_its_surroundings(example_dir, tmp_path, monkeypatch, caplog):
+    """Inside a SLURM job Lightning would take SLURM's environment, whose SIGUSR1 handler requeues
+    the job (Snakemake, not SLURM, reruns our jobs), and where mpi4py is installed detecting MPI
+    initialises it (0.53 s on the H100 machine): training names Lightning's own environment."""
+    from lightning_fabric.plugins import environments
+
+    detected = []
+    for name in ("TorchElasticEnvironment", "LSFEnvironment", "MPIEnvironment"):  # only Lightning's choice of environment asks these
+        monkeypatch.setattr(getattr(environments, name), "detect", staticmethod(lambda name=name: detected.append(name) or False))
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_JOB_NAME", "train_model")
+    with caplog.at_level(logging.INFO):
+        train(load_config(overrides=tiny_overrides(example_dir, **{"training.max_epochs": 1, "model.losses_to_use": "[]"})), tmp_path / "model")
+    assert detected == []
+    assert "auto-requeue" not in caplog.text
 
 
 def test_labeled_frames_are_read_by_several_threads_as_one_reads_them(example_dir, monkeypatch):

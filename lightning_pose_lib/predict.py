@@ -12,7 +12,6 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -21,6 +21,12 @@ def table_writers() -> concurrent.futures.ProcessPoolExecutor:
     """The pool, started on first use; submit ``write_pose_tables`` calls to it."""
     global _POOL
     if _POOL is None:
-        _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context(), initializer=exit_without, initargs=(os.getpid(),))
+        _POOL = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=context(), initializer=_start_writer, initargs=(os.getpid(),))
         atexit.register(_POOL.shutdown)  # also when the process ends without stopping its threads first (cli.exit_now)
     return _POOL
+
+
+def _start_writer(parent: int) -> None:
+    """In each writer, as it starts (long before a video is done): pandas and the table code."""
+    exit_without(parent)
+    import lightning_pose_lib.data.labels  # noqa: F401

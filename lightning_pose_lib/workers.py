@@ -16,9 +16,12 @@ import signal
 import threading
 import time
 
-# What the workers run, imported once in the fork server rather than in each worker. torch only for
-# its shared-memory tensors, in which decoders hand frames over (torch.multiprocessing).
-PRELOAD = ["lightning_pose_lib.data.labels", "lightning_pose_lib.video.pyav_backend", "torch.multiprocessing"]
+# What the decoders run, imported once in the fork server rather than in each decoder. torch only
+# for its shared-memory tensors, in which decoders hand frames over (torch.multiprocessing). Not
+# pandas, which only the two table writers use: the server forks no worker before its imports are
+# done, and with pandas among them a job's first workers waited for it (table_writers imports it
+# in each writer).
+PRELOAD = ["lightning_pose_lib.video.pyav_backend", "torch.multiprocessing"]
 
 
 def context() -> multiprocessing.context.BaseContext:

@@ -108,6 +108,23 @@ def test_the_worker_server_ends_with_the_process(tmp_path):
     assert out.returncode == 0 and "worker exit code 0" in out.stdout, out.stdout + out.stderr[-2000:]
 
 
+def test_the_worker_server_leaves_pandas_to_the_table_writers():
+    """The fork server forks no worker before its imports are done: it imports what the decoders
+    need, not pandas, which each table writer imports as it starts, before any table is due."""
+    probe = (
+        "import concurrent.futures\n"
+        "from lightning_pose_lib import workers\n"
+        "from lightning_pose_lib.table_writers import table_writers\n"
+        "has_pandas = \"'pandas' in __import__('sys').modules\"\n"
+        "with concurrent.futures.ProcessPoolExecutor(1, mp_context=workers.context()) as worker:\n"
+        "    print('decoder', worker.submit(eval, has_pandas).result())\n"
+        "print('writer', table_writers().submit(eval, has_pandas).result(), flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["decoder", "False", "writer", "True"]
+
+
 def test_the_worker_server_starts_before_the_model_loads(tmp_path):
     """The decoder and writer processes come from one fork server whose start-up imports torch: it
     starts before the model loads, so that the two run side by side."""
@@ -154,6 +171,13 @@ def test_pyav_decodes_at_most_one_video_per_cpu_by_default(monkeypatch, cpus, ba
     assert decoder_count(None, 8, backend) == expected
     assert decoder_count(None, 1, backend) == 1  # never more than the videos
     assert decoder_count(4, 8, backend) == 4  # asked for
+
+
+def test_auto_backend_with_the_cpus_for_pyav_does_not_import_dali(monkeypatch):
+    """Importing DALI is a cost on a job's way to its first batch, for a backend it would not use."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(video, "dali_available", lambda: pytest.fail("DALI looked for"))
+    assert prediction_backend("auto", cpus=PYAV_MIN_CPUS)[0] == "pyav"
 
 
 def test_auto_backend_without_gpu_or_dali_is_pyav(monkeypatch):

@@ -39,10 +39,10 @@ def prediction_backend(backend: str = "auto", cpus: int | None = None) -> tuple[
     cpus = available_cpus() if cpus is None else cpus
     if not torch.cuda.is_available():
         return "pyav", "no GPU: DALI decodes H.264 only on a GPU"
+    if cpus >= PYAV_MIN_CPUS:  # decided without importing DALI, which a job then never uses
+        return "pyav", f"{cpus} CPUs available to this job (>= {PYAV_MIN_CPUS}): CPU decoding outpaces DALI's"
     if not dali_available():
         return "pyav", "DALI is not installed"
-    if cpus >= PYAV_MIN_CPUS:
-        return "pyav", f"{cpus} CPUs available to this job (>= {PYAV_MIN_CPUS}): CPU decoding outpaces DALI's"
     return "dali", f"only {cpus} CPUs available to this job (< {PYAV_MIN_CPUS}): DALI decodes on the GPU with 2-3 cores"
 
 

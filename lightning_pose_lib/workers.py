@@ -1,8 +1,8 @@
 """Worker processes beside a predicting process: table writers and CPU video decoders.
 
-They are forked from one fork server that preloads only the modules the workers run (not the main
-script): the workers start in milliseconds and are clean of the predicting process's threads and
-CUDA state. A predicting process killed outright cannot stop them, so each worker exits by itself
+They are forked from one fork server that preloads only the modules the decoders run (not the main
+script; the table writers import theirs as they start): the workers start in milliseconds and are
+clean of the predicting process's threads and CUDA state. A predicting process killed outright cannot stop them, so each worker exits by itself
 once that process is gone; one that ends normally stops the server at its exit.
 """
 

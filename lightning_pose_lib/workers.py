@@ -2,8 +2,9 @@
 
 They are forked from one fork server that preloads only the modules the decoders run (not the main
 script; the table writers import theirs as they start): the workers start in milliseconds and are
-clean of the predicting process's threads and CUDA state. A predicting process killed outright cannot stop them, so each worker exits by itself
-once that process is gone; one that ends normally stops the server at its exit.
+clean of the predicting process's threads and CUDA state. A predicting process killed outright
+cannot stop them, so each worker exits by itself once that process is gone; one that ends normally
+stops the server at its exit.
 """
 
 from __future__ import annotations

@@ -39,7 +39,10 @@ CONFIG = {
     "datasets": {"example": {"data_dir": "resources/example", "example": {"seed": 0, "sessions": 2, "frames": 40, "labeled": 40}}},
     "variants": {"supervised": {"model_config": {"model": {"model_type": "heatmap"}}}},
 }
-EPOCHS = 40  # long enough (tens of seconds) to cancel the training job while it runs
+# Long enough (about 20 s on the 2-core CI machine) to cancel the training job while it runs. Not
+# longer: the SLURM plugin checks its jobs 5, 20, 45, 80 s after they start, and 40 epochs ended a
+# resumed training just after the 45 s check, so the run waited until 80 s for it.
+EPOCHS = 20
 TARGETS = [f"{MODEL}/video_preds/session{i}.csv" for i in range(2)]  # train, predict_videos, make_example
 
 

@@ -21,16 +21,16 @@ download() { python3 -m pip download -q --no-deps --only-binary=:all: --python-v
 # tables imports neither blosc2's Python package nor its other dependencies' (checked on the GPU image).
 download "$work/whl" kornia==0.9.0 kornia_rs==0.2.0 av==18.1.0 jsonschema==4.26.0 jsonschema-specifications referencing rpds-py \
     tables==3.11.1 numexpr py-cpuinfo
-if [ "${1:-}" = --no-dali ]; then
-    tar -C "$work" -cf - whl | split -b 62000000 -d - .dali/bundle/part
-else
+packed=(whl)
+if [ "${1:-}" != --no-dali ]; then
     download "$work/whl" astunparse gast optree makefun "libcst~=1.8"
     download "$work" nvidia-dali-cuda120==2.4.0
     mkdir "$work/dali"
     python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$work"/nvidia_dali_cuda120-*.whl "$work/dali"
     find "$work/dali" -name '*cpython-3*' ! -name '*cpython-312-*' -delete  # other Pythons' extensions
     tar -C "$work/dali" -cf - . | xz -T0 -6 > "$work/dali312.tar.xz"
-    tar -C "$work" -cf - whl dali312.tar.xz | split -b 62000000 -d - .dali/bundle/part
+    packed+=(dali312.tar.xz)
 fi
+tar -C "$work" -cf - "${packed[@]}" | split -b 62000000 -d - .dali/bundle/part
 rm -rf "$work"
 ls -l .dali/bundle

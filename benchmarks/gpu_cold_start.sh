@@ -16,8 +16,6 @@ source "$(dirname "$0")/gpu_env.sh"
 export PYTHONPYCACHEPREFIX=/tmp/pyc
 paths=$(python3 -c 'import sysconfig; p = sysconfig.get_paths(); print(p["stdlib"], p["purelib"])')
 python3 -m compileall -q -j 0 /tmp/site $paths lightning_pose_lib scripts benchmarks > /dev/null 2>&1
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
-echo "$(nproc) CPUs" | tee -a "$out/gpu.txt"
 python3 scripts/benchmark.py cold_start --out /tmp/cold_start --data "$mouse" --epochs 100 --videos 1 8 32 --backend pyav \
     --set model.backbone_pretrained=false --set training.precision=bf16-mixed "$@" 2>&1 | tee "$out/cold_start.txt"
 cp /tmp/cold_start/cold_start.json "$out/" 2>/dev/null

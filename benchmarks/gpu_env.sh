@@ -1,5 +1,6 @@
 # Sourced by benchmarks/gpu_speed.sh and gpu_cold_start.sh: installs what benchmarks/gpu_bundle.sh packed and was copied
-# to /tmp/carry (wheels, and DALI unpacked) into /tmp/site once, sets PYTHONPATH and $out.
+# to /tmp/carry (wheels, and DALI unpacked) into /tmp/site once, sets PYTHONPATH and $out, and
+# records the machine in $out/gpu.txt.
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 if [ ! -d /tmp/site/lightning_pose_lib_bundle_done ]; then
@@ -14,3 +15,5 @@ if [ ! -d /tmp/site/lightning_pose_lib_bundle_done ]; then
     mkdir -p /tmp/site/lightning_pose_lib_bundle_done
 fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+echo "$(nproc) CPUs" | tee -a "$out/gpu.txt"

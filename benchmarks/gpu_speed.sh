@@ -11,7 +11,6 @@ which=$2
 shift 2
 source "$(dirname "$0")/gpu_env.sh"
 [ -f "$out/gpu_tests.log" ] || python3 -m pytest -q -p no:cacheprovider tests/test_video_dali.py tests/test_transforms.py tests/test_cuda_graphs.py tests/test_models.py tests/test_augment.py 2>&1 | tail -3 | tee "$out/gpu_tests.log"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 flag=""
 [ "$which" = context ] && flag="--context"
 python3 scripts/benchmark.py throughput --data "$mouse" --out "/tmp/bench_$which" --copies 32 --backbone resnet50 --size 256 $flag "$@" 2>&1 \

@@ -40,8 +40,9 @@ CONFIG = {
     "variants": {"supervised": {"model_config": {"model": {"model_type": "heatmap"}}}},
 }
 # Long enough (about 20 s on the 2-core CI machine) to cancel the training job while it runs. Not
-# longer: the SLURM plugin checks its jobs 5, 20, 45, 80 s after they start, and 40 epochs ended a
-# resumed training just after the 45 s check, so the run waited until 80 s for it.
+# longer: with the profile's first status check after 5 s, the SLURM plugin checks a job 5, 20, 45,
+# 80 s after submitting it (10 s more each time nothing ended), and 40 epochs ended a resumed
+# training just after the 45 s check, so the run waited until 80 s for it.
 EPOCHS = 20
 TARGETS = [f"{MODEL}/video_preds/session{i}.csv" for i in range(2)]  # train, predict_videos, make_example
 
